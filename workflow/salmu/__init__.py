@@ -1,0 +1,1 @@
+"""SALMUBench reproduction pipeline."""

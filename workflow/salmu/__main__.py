@@ -1,0 +1,5 @@
+import sys
+
+from salmu.cli import main
+
+sys.exit(main())

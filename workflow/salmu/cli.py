@@ -1,0 +1,55 @@
+"""One command line, ``salmu <stage> ...``; each stage lives in its own module.
+
+Stage modules are imported lazily so that ``salmu personas`` does not pay torch's import time.
+Each module exposes ``configure_parser(parser)`` and ``run(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+STAGES = {
+    "personas": ("salmu.personas", "Faker personas with culturally consistent fictitious PII"),
+    "faces": ("salmu.faces", "identity-consistent face images"),
+    "captions": ("salmu.captions", "sensitive and generic captions for every image"),
+    "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
+    "retain": ("salmu.retain", "synthetic retain scenes and the GenKnow zero-shot set"),
+    "shards": ("salmu.shards", "webdataset training shards"),
+    "train": ("salmu.train", "train a CLIP with open_clip_train"),
+    "unlearn": ("salmu.unlearn.run", "run one unlearning method from the Compromised model"),
+    "evaluate": ("salmu.evaluate.run", "evaluate one checkpoint on the benchmark"),
+    "table": ("salmu.table", "collect evaluations into the results table"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salmu", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for name, (module_name, help_text) in STAGES.items():
+        stage_parser = sub.add_parser(name, help=help_text)
+        stage_parser.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Parse the stage name first, then let the stage module define its own flags.
+    known, _ = parser.parse_known_args(argv[:1] if argv else argv)
+    module = importlib.import_module(known._module)
+    stage_parser = argparse.ArgumentParser(prog=f"salmu {known.stage}")
+    module.configure_parser(stage_parser)
+    args = stage_parser.parse_args(argv[1:])
+    try:
+        module.run(args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        # Bad input: a one-line message naming the file/key, not a traceback.
+        print(f"salmu {known.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
