@@ -17,6 +17,7 @@ STAGES = {
     "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
     "retain": ("salmu.retain", "synthetic retain scenes and the GenKnow zero-shot set"),
     "shards": ("salmu.shards", "webdataset training shards"),
+    "leakcheck": ("salmu.leakcheck", "check a training set holds no forbidden sample"),
     "train": ("salmu.train", "train a CLIP with open_clip_train"),
     "unlearn": ("salmu.unlearn.run", "run one unlearning method from the Compromised model"),
     "evaluate": ("salmu.evaluate.run", "evaluate one checkpoint on the benchmark"),
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = stage_parser.parse_args(argv[1:])
     try:
         module.run(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError) as err:
         # Bad input: a one-line message naming the file/key, not a traceback.
         print(f"salmu {known.stage}: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,30 @@
+# The two newcomer commands:  `make run` (the tiny benchmark) and `make test` (the test suite).
+# Both install everything first: uv (into .tools/), then the locked environment (into .venv/).
+
+UV := .tools/bin/uv
+CORES ?= all
+SNAKEMAKE_ARGS ?=
+export HF_HUB_OFFLINE := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: run test lint install
+
+$(UV):
+	python3 -m venv .tools
+	# The machine's pip config may point at local wheels; uv itself comes from PyPI.
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= .tools/bin/pip install --quiet uv==0.13.9
+
+install: $(UV)
+	$(UV) sync --frozen --python python3
+
+run: install
+	$(UV) run --frozen snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+lint: install
+	$(UV) run --frozen ruff check workflow tests
+	$(UV) run --frozen ruff format --check workflow tests
+	$(UV) run --frozen snakefmt --check Snakefile workflow/rules
+	$(UV) run --frozen snakemake --lint
+
+test: install lint
+	$(UV) run --frozen pytest

@@ -1,0 +1,27 @@
+# SALMUBench reproduction pipeline. `snakemake --cores 2` runs the tiny tier from config.yaml.
+from snakemake.utils import min_version
+
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/personas.smk"
+include: "workflow/rules/faces.smk"
+include: "workflow/rules/captions.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/retain.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/unlearn.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        results_table(config["run"]),

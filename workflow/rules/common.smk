@@ -1,0 +1,127 @@
+# Config validation, path helpers and input functions shared by every rule file.
+from snakemake.utils import validate
+
+from salmu.unlearn.registry import BUILTIN as BUILTIN_METHODS
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+
+def check_methods(methods):
+    """Fail before any job runs when a method is neither built in nor given an import path."""
+    for name, settings in methods.items():
+        if name not in BUILTIN_METHODS and "import_path" not in settings:
+            raise ValueError(
+                f"config key unlearn.methods.{name}: unknown unlearning method; built-in methods "
+                f"are {sorted(BUILTIN_METHODS)}, a custom one needs import_path: 'package.module:Class'"
+            )
+
+
+check_methods(config["unlearn"]["methods"])
+
+
+SPLIT_NAMES = ["forget", "holdout_association", "holdout_identity", "retain_synth"]
+BENCHMARK_JSONS = [
+    "identities_metadata.json",
+    "sensitive_set_captions_metadata.json",
+    "sensitive_set_generic_captions.json",
+    "fragile_set_ids.json",
+    "fragile_set_all_similarities.json",
+    "splits_summary.json",
+]
+
+
+wildcard_constraints:
+    run=r"[A-Za-z0-9_.-]+",
+    base="clean|compromised",
+    method=r"[A-Za-z0-9_]+",
+    budget=r"[0-9.]+",
+    seed=r"[0-9]+",
+    source="retain|sensitive|forget",
+    state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+",
+
+
+def budget_label(budget):
+    """Budgets as they appear in paths: 5 -> '5', 0.5 -> '0.5'."""
+    return f"{budget:g}"
+
+
+def benchmark_dir(wildcards):
+    """The benchmark in the released Hugging Face layout."""
+    return f"results/{wildcards.run}/benchmark"
+
+
+def open_clip_run_dir(wildcards):
+    """open_clip_train's own run directory: undeclared, so a killed job can resume from it."""
+    return f"results/{wildcards.run}/models/{wildcards.base}/open_clip"
+
+
+def evaluation_cache_dir(wildcards):
+    return f"results/{wildcards.run}/eval/{wildcards.state}/cache"
+
+
+def split_parquet(split):
+    return f"results/{{run}}/benchmark/data/{split}-00000-of-00001.parquet"
+
+
+def shard_inputs(wildcards):
+    """Parquet files that make up one training source."""
+    benchmark = f"results/{wildcards.run}/benchmark/data/{{}}-00000-of-00001.parquet"
+    if wildcards.source == "retain":
+        retain = [f"results/{wildcards.run}/data/retain.parquet"]
+        if config["train"]["include_retain_synth"]:
+            retain.append(benchmark.format("retain_synth"))
+        return retain
+    if wildcards.source == "sensitive":
+        return [benchmark.format(s) for s in ("forget", "holdout_association", "holdout_identity")]
+    return [benchmark.format("forget")]
+
+
+def train_sources(wildcards):
+    """Clean trains on retain only; Compromised on retain + the whole sensitive set."""
+    sources = ["retain"] if wildcards.base == "clean" else ["retain", "sensitive"]
+    return [f"results/{wildcards.run}/shards/{s}" for s in sources]
+
+
+def train_inputs(wildcards):
+    inputs = {"shards": train_sources(wildcards)}
+    if wildcards.base == "clean":
+        inputs["leakcheck"] = f"results/{wildcards.run}/audits/clean_has_no_sensitive.json"
+    return inputs
+
+
+def method_settings(wildcards):
+    return config["unlearn"]["methods"][wildcards.method]
+
+
+def method_lr(wildcards):
+    return method_settings(wildcards)["lr"]
+
+
+def method_flags(wildcards):
+    """--import-path / --param flags of one method, as a shell-ready string."""
+    settings = method_settings(wildcards)
+    flags = [f"--param {key}={value}" for key, value in settings.get("params", {}).items()]
+    if "import_path" in settings:
+        flags.append(f"--import-path {settings['import_path']}")
+    return " ".join(flags)
+
+
+def model_states():
+    states = ["clean", "compromised"]
+    unlearn = config["unlearn"]
+    for method in unlearn["methods"]:
+        for budget in unlearn["budgets"]:
+            for seed in unlearn["seeds"]:
+                states.append(f"unlearned/{method}/x{budget_label(budget)}/seed{seed}")
+    return states
+
+
+def evaluation_jsons(wildcards):
+    return [
+        f"results/{wildcards.run}/eval/{state}/evaluation.json" for state in model_states()
+    ]
+
+
+def results_table(run):
+    return multiext(f"results/{run}/benchmark", ".parquet", ".csv", ".md")

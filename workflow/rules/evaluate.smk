@@ -1,0 +1,31 @@
+rule evaluate:
+    input:
+        checkpoint="results/{run}/models/{state}/checkpoint.pt",
+        splits=[split_parquet(s) for s in SPLIT_NAMES],
+        metadata=expand("results/{{run}}/benchmark/{name}", name=BENCHMARK_JSONS),
+        genknow="results/{run}/data/genknow.parquet",
+        model_dir=config["train"]["model_dir"],
+    output:
+        "results/{run}/eval/{state}/evaluation.json",
+    params:
+        benchmark_dir=benchmark_dir,
+        cache_dir=evaluation_cache_dir,
+        distractors=config["evaluate"]["distractors"],
+        seed=config["evaluate"]["seed"],
+        batch_size=config["evaluate"]["batch_size"],
+        device=config["evaluate"]["device"],
+    log:
+        "results/{run}/logs/evaluate/{state}.log",
+    benchmark:
+        "results/{run}/benchmarks/evaluate/{state}.tsv"
+    threads: config["evaluate"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    shell:
+        "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
+        " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
+        " --out {output} --cache-dir {params.cache_dir} --distractors {params.distractors}"
+        " --seed {params.seed} --batch-size {params.batch_size} --device {params.device}"
+        " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,19 @@
+rule results_table:
+    input:
+        evaluation_jsons,
+    output:
+        parquet="results/{run}/benchmark.parquet",
+        csv=report("results/{run}/benchmark.csv", caption="../report/table.rst", category="Results"),
+        md="results/{run}/benchmark.md",
+    params:
+        prefix=subpath(output.parquet, strip_suffix=".parquet"),
+    log:
+        "results/{run}/logs/results_table.log",
+    benchmark:
+        "results/{run}/benchmarks/results_table.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1"

@@ -1,0 +1,38 @@
+rule shards:
+    input:
+        shard_inputs,
+    output:
+        directory("results/{run}/shards/{source}"),
+    params:
+        per_shard=config["shards"]["samples_per_shard"],
+        seed=config["seed"],
+    log:
+        "results/{run}/logs/shards_{source}.log",
+    benchmark:
+        "results/{run}/benchmarks/shards_{source}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "salmu shards --inputs {input} --out-dir {output}"
+        " --samples-per-shard {params.per_shard} --seed {params.seed} > {log} 2>&1"
+
+
+rule leakcheck_clean:
+    input:
+        train="results/{run}/shards/retain",
+        forbidden="results/{run}/shards/sensitive",
+    output:
+        "results/{run}/audits/clean_has_no_sensitive.json",
+    log:
+        "results/{run}/logs/leakcheck_clean.log",
+    benchmark:
+        "results/{run}/benchmarks/leakcheck_clean.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "salmu leakcheck --train {input.train} --forbidden {input.forbidden}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,34 @@
+rule train:
+    input:
+        unpack(train_inputs),
+        model_dir=config["train"]["model_dir"],
+    output:
+        "results/{run}/models/{base}/checkpoint.pt",
+    params:
+        logs_dir=open_clip_run_dir,
+        epochs=config["train"]["epochs"],
+        batch_size=config["train"]["batch_size"],
+        lr=config["train"]["lr"],
+        warmup=config["train"]["warmup"],
+        wd=config["train"]["wd"],
+        precision=config["train"]["precision"],
+        workers=config["train"]["workers"],
+        device=config["train"]["device"],
+        launcher=config["train"]["launcher"],
+        seed=config["seed"],
+    log:
+        "results/{run}/logs/train_{base}.log",
+    benchmark:
+        "results/{run}/benchmarks/train_{base}.tsv"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=0,
+    shell:
+        "salmu train --model-dir {input.model_dir} --train-data {input.shards}"
+        " --logs-dir {params.logs_dir} --out {output} --epochs {params.epochs}"
+        " --batch-size {params.batch_size} --lr {params.lr} --warmup {params.warmup}"
+        " --wd {params.wd} --precision {params.precision} --workers {params.workers}"
+        " --device {params.device} --seed {params.seed} --threads {threads}"
+        " --launcher '{params.launcher}' > {log} 2>&1"

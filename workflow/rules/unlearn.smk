@@ -1,0 +1,30 @@
+rule unlearn:
+    input:
+        compromised="results/{run}/models/compromised/checkpoint.pt",
+        forget="results/{run}/shards/forget",
+        retain="results/{run}/shards/retain",
+        model_dir=config["train"]["model_dir"],
+    output:
+        checkpoint="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/checkpoint.pt",
+        report="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/unlearn.json",
+    params:
+        lr=method_lr,
+        flags=method_flags,
+        batch_size=config["unlearn"]["batch_size"],
+        device=config["unlearn"]["device"],
+    log:
+        "results/{run}/logs/unlearn/{method}_x{budget}_seed{seed}.log",
+    benchmark:
+        "results/{run}/benchmarks/unlearn/{method}_x{budget}_seed{seed}.tsv"
+    threads: config["unlearn"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=0,
+    shell:
+        "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
+        " --seed {wildcards.seed} --model-dir {input.model_dir}"
+        " --checkpoint {input.compromised} --forget-shards {input.forget}"
+        " --retain-shards {input.retain} --batch-size {params.batch_size} --lr {params.lr}"
+        " {params.flags} --device {params.device} --threads {threads}"
+        " --out {output.checkpoint} --report {output.report} > {log} 2>&1"

@@ -1,0 +1,126 @@
+"""Webdataset training shards (the format open_clip_train and img2dataset speak).
+
+One shard directory per training source holds ``00000.tar, 00001.tar, …``, a ``sizes.json`` that
+open_clip_train reads for the sample count, and a ``manifest.json`` listing every sample's key and
+image sha256 so leakage can be checked by content, not by trust. Tars are byte-deterministic
+(fixed member order, mtime 0, no owner names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import polars as pl
+
+from salmu.io import read_json, read_parquet, write_json
+from salmu.seeding import stream
+
+MANIFEST = "manifest.json"
+
+
+def sample_key(file_name: str) -> str:
+    """Webdataset splits key from extension at the first dot, so dots in file names must go."""
+    stem = file_name.rsplit(".", 1)[0] if file_name.lower().endswith((".jpg", ".jpeg")) else file_name
+    return stem.replace(".", "_")
+
+
+def image_bytes_column(frame: pl.DataFrame) -> list[bytes]:
+    """Image bytes from a plain binary column or from the released HF Image struct."""
+    column = frame["image"]
+    if column.dtype == pl.Binary:
+        return column.to_list()
+    return column.struct.field("bytes").to_list()
+
+
+def load_sources(paths: list[str]) -> pl.DataFrame:
+    frames = []
+    for path in paths:
+        frame = read_parquet(path, ["file_name", "text", "image"])
+        frames.append(
+            pl.DataFrame(
+                {
+                    "file_name": frame["file_name"],
+                    "text": frame["text"],
+                    "image": pl.Series(image_bytes_column(frame), dtype=pl.Binary),
+                }
+            )
+        )
+    rows = pl.concat(frames)
+    duplicated = rows.filter(pl.col("file_name").is_duplicated())["file_name"].unique().to_list()
+    if duplicated:
+        raise ValueError(f"inputs {paths} share file_names, e.g. {sorted(duplicated)[:3]}")
+    return rows.sort("file_name")
+
+
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shards(rows: pl.DataFrame, out_dir: str | Path, samples_per_shard: int, seed: int) -> dict:
+    """Write shuffled shards (so each shard mixes all sources) and return the manifest."""
+    if rows.height == 0:
+        raise ValueError(f"{out_dir}: no samples to shard")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    order = stream(seed, "shards", out_dir.name).permutation(rows.height)
+    rows = rows[order.tolist()]
+    samples, sizes = [], {}
+    for shard_index, start in enumerate(range(0, rows.height, samples_per_shard)):
+        shard_name = f"{shard_index:05d}.tar"
+        chunk = rows.slice(start, samples_per_shard)
+        tmp = out_dir / (shard_name + ".tmp")
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for file_name, text, image in chunk.iter_rows():
+                key = sample_key(file_name)
+                meta = json.dumps({"file_name": file_name}).encode()
+                _add_member(tar, f"{key}.jpg", image)
+                _add_member(tar, f"{key}.txt", text.encode())
+                _add_member(tar, f"{key}.json", meta)
+                samples.append(
+                    {
+                        "key": key,
+                        "file_name": file_name,
+                        "sha256": hashlib.sha256(image).hexdigest(),
+                        "shard": shard_name,
+                    }
+                )
+        tmp.replace(out_dir / shard_name)
+        sizes[shard_name] = chunk.height
+    manifest = {"num_samples": rows.height, "shards": sorted(sizes), "samples": samples}
+    write_json(sizes, out_dir / "sizes.json")
+    write_json(manifest, out_dir / MANIFEST)
+    return manifest
+
+
+def read_manifest(shard_dir: str | Path) -> dict:
+    manifest = read_json(Path(shard_dir) / MANIFEST)
+    for key in ("num_samples", "shards", "samples"):
+        if key not in manifest:
+            raise ValueError(f"{shard_dir}/{MANIFEST}: missing key '{key}'")
+    return manifest
+
+
+def shard_urls(shard_dir: str | Path) -> list[str]:
+    manifest = read_manifest(shard_dir)
+    return [str(Path(shard_dir) / name) for name in manifest["shards"]]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", nargs="+", required=True, help="parquet files (file_name, text, image)")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--samples-per-shard", type=int, default=1000)
+    parser.add_argument("--seed", type=int, required=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.samples_per_shard < 1:
+        raise ValueError(f"--samples-per-shard must be >= 1, got {args.samples_per_shard}")
+    manifest = write_shards(load_sources(args.inputs), args.out_dir, args.samples_per_shard, args.seed)
+    print(f"{args.out_dir}: {manifest['num_samples']} samples in {len(manifest['shards'])} shards")

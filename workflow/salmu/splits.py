@@ -1,0 +1,249 @@
+"""Benchmark splits in the released Hugging Face layout (spec §1.3–1.4).
+
+Semantics, all by identity and (identity, attribute type), never by image:
+- holdout_identity: a seeded fraction of identities that are never in forget.
+- forget: every other identity. A seeded fraction of them are *partially* forgotten: about half of
+  their attribute types go to holdout_association instead, so one association never straddles two
+  splits. The fully forgotten identities make up the official derived split forget_identity.
+- retain_synth: non-sensitive captions of forget identities' extra images (identity_id set, the
+  official retain_joint) and of anonymous people (identity_id null, retain_disjoint).
+- fragile set (our interpretation, spec [?]): the retain_disjoint rows whose person looks most like a
+  forget identity (Jaccard overlap of look traits), top ``fragile_fraction`` of them; every score is
+  written to fragile_set_all_similarities.json so the selection can be audited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from salmu.io import ensure_parent, read_json, read_parquet, write_json
+from salmu.seeding import stream
+
+SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
+SENSITIVE_SPLITS = ("forget", "holdout_association", "holdout_identity")
+LOOK_TRAITS = (
+    "gender",
+    "age_band",
+    "skin_tone",
+    "hair_color",
+    "hair_style",
+    "eye_color",
+    "glasses",
+    "beard",
+)
+# The Hugging Face `datasets` feature spec stored in the parquet schema, so that
+# `datasets.load_dataset(<dir>)` decodes `image` as an Image feature, as in the release.
+HF_FEATURES = {
+    "image": {"_type": "Image"},
+    "text": {"dtype": "string", "_type": "Value"},
+    "identity_id": {"dtype": "string", "_type": "Value"},
+    "file_name": {"dtype": "string", "_type": "Value"},
+}
+
+
+def split_file(out_dir: str | Path, split: str) -> Path:
+    return Path(out_dir) / "data" / f"{split}-00000-of-00001.parquet"
+
+
+def assign_identities(
+    identity_ids: list[str], holdout_fraction: float, partial_fraction: float, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """Return (holdout_identity ids, partially forgotten ids, fully forgotten ids), each sorted."""
+    ids = sorted(identity_ids)
+    if len(ids) < 3:
+        raise ValueError(f"splits need at least 3 identities, got {len(ids)}")
+    order = [ids[i] for i in stream(seed, "splits", "identities").permutation(len(ids))]
+    n_holdout = min(max(1, round(holdout_fraction * len(ids))), len(ids) - 2)
+    holdout, forget = order[:n_holdout], order[n_holdout:]
+    n_partial = min(max(1, round(partial_fraction * len(forget))), len(forget) - 1)
+    return sorted(holdout), sorted(forget[:n_partial]), sorted(forget[n_partial:])
+
+
+def holdout_fields(identity_id: str, fields: list[str], seed: int) -> set[str]:
+    """The attribute types of a partially forgotten identity that go to holdout_association."""
+    fields = sorted(fields)
+    if len(fields) < 2:
+        raise ValueError(
+            f"identity {identity_id}: a partially forgotten identity needs >= 2 attribute types, "
+            f"has {fields}"
+        )
+    order = stream(seed, "splits", "fields", identity_id).permutation(len(fields))
+    return {fields[i] for i in order[: len(fields) // 2]}
+
+
+def assign_sensitive_rows(sensitive: pl.DataFrame, holdout, partial, seed: int) -> pl.DataFrame:
+    """Add a `split` column to the sensitive captions."""
+    holdout, partial = set(holdout), set(partial)
+    fields_of = sensitive.group_by("identity_id").agg(pl.col("data_field").unique())
+    to_holdout = {
+        (row["identity_id"], field)
+        for row in fields_of.iter_rows(named=True)
+        if row["identity_id"] in partial
+        for field in holdout_fields(row["identity_id"], row["data_field"], seed)
+    }
+
+    def split_of(identity_id: str, field: str) -> str:
+        if identity_id in holdout:
+            return "holdout_identity"
+        return "holdout_association" if (identity_id, field) in to_holdout else "forget"
+
+    splits = [split_of(i, f) for i, f in zip(sensitive["identity_id"], sensitive["data_field"])]
+    return sensitive.with_columns(pl.Series("split", splits))
+
+
+def fragile_scores(anonymous: pl.DataFrame, forget_looks: list[dict]) -> dict[str, float]:
+    """Max Jaccard overlap between an anonymous person's look traits and any forget identity's."""
+
+    def traits(look: dict) -> set[tuple[str, str]]:
+        return {(k, str(look.get(k))) for k in LOOK_TRAITS}
+
+    forget_sets = [traits(look) for look in forget_looks]
+    scores = {}
+    for file_name, look in zip(anonymous["file_name"], anonymous["look"]):
+        mine = traits(json.loads(look))
+        scores[file_name] = max(
+            (len(mine & other) / len(mine | other) for other in forget_sets), default=0.0
+        )
+    return scores
+
+
+def select_fragile(scores: dict[str, float], fraction: float) -> list[str]:
+    ranked = sorted(scores, key=lambda name: (-scores[name], name))
+    return sorted(ranked[: round(fraction * len(ranked))])
+
+
+def write_hf_split(rows: pl.DataFrame, path: Path) -> None:
+    """Write one split with the released columns: image (HF Image struct), text, identity_id, file_name."""
+    table = pa.table(
+        {
+            "image": pa.array(
+                [{"bytes": b, "path": f} for b, f in zip(rows["image"], rows["file_name"])],
+                type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+            ),
+            "text": pa.array(rows["text"].to_list(), type=pa.string()),
+            "identity_id": pa.array(rows["identity_id"].to_list(), type=pa.string()),
+            "file_name": pa.array(rows["file_name"].to_list(), type=pa.string()),
+        }
+    )
+    hf_meta = json.dumps({"info": {"features": HF_FEATURES}}, sort_keys=True)
+    table = table.replace_schema_metadata({"huggingface": hf_meta})
+    path = ensure_parent(path)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+    tmp.replace(path)
+
+
+def build_splits(
+    faces: pl.DataFrame,
+    captions: pl.DataFrame,
+    holdout_fraction: float,
+    partial_fraction: float,
+    fragile_fraction: float,
+    seed: int,
+) -> tuple[dict[str, pl.DataFrame], dict]:
+    """Return the four released splits (rows with image bytes) and the metadata JSON contents."""
+    rows = captions.join(faces.select("file_name", "image", "look"), on="file_name", how="inner")
+    if rows.height != captions.height:
+        raise ValueError("captions and faces disagree: some captioned file_names have no image")
+    sensitive = rows.filter(pl.col("kind") == "sensitive")
+    identity_ids = sensitive["identity_id"].unique().to_list()
+    holdout, partial, full = assign_identities(identity_ids, holdout_fraction, partial_fraction, seed)
+    sensitive = assign_sensitive_rows(sensitive, holdout, partial, seed)
+    forget_ids = set(partial) | set(full)
+
+    joint = rows.filter((pl.col("kind") == "generic") & pl.col("identity_id").is_in(forget_ids))
+    anonymous = rows.filter(pl.col("kind") == "anonymous").with_columns(
+        pl.lit(None, dtype=pl.String).alias("identity_id")
+    )
+    forget_looks = [
+        json.loads(look)
+        for look in sensitive.filter(pl.col("split") == "forget")
+        .unique("identity_id", keep="first", maintain_order=True)["look"]
+    ]
+    scores = fragile_scores(anonymous, forget_looks)
+
+    columns = ["file_name", "text", "identity_id", "image"]
+    splits = {
+        name: sensitive.filter(pl.col("split") == name).select(columns).sort("file_name")
+        for name in SENSITIVE_SPLITS
+    }
+    splits["retain_synth"] = pl.concat([joint.select(columns), anonymous.select(columns)]).sort(
+        "file_name"
+    )
+    metadata = {
+        "sensitive_set_captions_metadata.json": {
+            r["file_name"]: {
+                "caption": r["text"],
+                "data_field": r["data_field"],
+                "identity_id": r["identity_id"],
+                "name": r["name"],
+                "split": r["split"],
+                "style": r["style"],
+                "value": r["value"],
+            }
+            for r in sensitive.iter_rows(named=True)
+        },
+        "sensitive_set_generic_captions.json": dict(
+            zip(sensitive["file_name"], sensitive["generic_text"])
+        ),
+        "fragile_set_ids.json": select_fragile(scores, fragile_fraction),
+        "fragile_set_all_similarities.json": scores,
+        "splits_summary.json": {
+            "seed": seed,
+            "holdout_identity_fraction": holdout_fraction,
+            "partial_forget_fraction": partial_fraction,
+            "fragile_fraction": fragile_fraction,
+            "identities": {
+                "holdout_identity": len(holdout),
+                "forget": len(forget_ids),
+                "forget_partial (also in holdout_association)": len(partial),
+                "forget_identity (fully forgotten)": len(full),
+            },
+            "rows": {name: frame.height for name, frame in splits.items()},
+            "retain_joint_rows": joint.height,
+            "retain_disjoint_rows": anonymous.height,
+        },
+    }
+    return splits, metadata
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--faces", required=True, help="faces.parquet from `salmu faces`")
+    parser.add_argument("--captions", required=True, help="captions.parquet from `salmu captions`")
+    parser.add_argument("--identities", required=True, help="identities_metadata.json")
+    parser.add_argument("--holdout-identity-fraction", type=float, default=0.25)
+    parser.add_argument("--partial-forget-fraction", type=float, default=0.667)
+    parser.add_argument("--fragile-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out-dir", required=True, help="benchmark directory (released layout)")
+
+
+def run(args: argparse.Namespace) -> None:
+    for flag in ("holdout_identity_fraction", "partial_forget_fraction", "fragile_fraction"):
+        value = getattr(args, flag)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be within [0, 1], got {value}")
+    faces = read_parquet(args.faces, ["file_name", "image", "look"])
+    captions = read_parquet(
+        args.captions, ["file_name", "identity_id", "kind", "data_field", "text", "generic_text"]
+    )
+    splits, metadata = build_splits(
+        faces,
+        captions,
+        args.holdout_identity_fraction,
+        args.partial_forget_fraction,
+        args.fragile_fraction,
+        args.seed,
+    )
+    for name, frame in splits.items():
+        write_hf_split(frame, split_file(args.out_dir, name))
+    write_json(read_json(args.identities), Path(args.out_dir) / "identities_metadata.json")
+    for file_name, content in metadata.items():
+        write_json(content, Path(args.out_dir) / file_name)
+    print(json.dumps(metadata["splits_summary.json"]["rows"]))

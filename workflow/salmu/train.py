@@ -1,0 +1,134 @@
+"""Train a CLIP from scratch with the real open_clip_train engine (``python -m open_clip_train.main``).
+
+We only assemble its command line from shard manifests and config, run it, and export the final
+epoch as the stage's checkpoint. Clean and Compromised call this with the same arguments except for
+``--train-data`` (Compromised adds the sensitive shards), so they share seed, model and schedule.
+
+Restarts: open_clip_train writes ``epoch_latest.pt`` after every epoch and we always pass
+``--resume latest``, so a killed job continues where it stopped. A run directory left by a
+*different* command line (config changed) is removed first, since resuming it would mix two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from salmu.io import read_json, write_json
+from salmu.shards import read_manifest, shard_urls
+
+RUN_NAME = "run"
+RUN_ARGS = "salmu_run_args.json"
+
+
+def open_clip_command(args: argparse.Namespace, logs_dir: Path) -> list[str]:
+    urls = [url for shard_dir in args.train_data for url in shard_urls(shard_dir)]
+    num_samples = sum(read_manifest(shard_dir)["num_samples"] for shard_dir in args.train_data)
+    command = [
+        "-m",
+        "open_clip_train.main",
+        "--model",
+        f"local-dir:{Path(args.model_dir).resolve()}",
+        "--train-data",
+        "::".join(str(Path(u).resolve()) for u in urls),
+        "--dataset-type",
+        "webdataset",
+        "--train-num-samples",
+        str(num_samples),
+        "--batch-size",
+        str(args.batch_size),
+        "--epochs",
+        str(args.epochs),
+        "--lr",
+        str(args.lr),
+        "--warmup",
+        str(args.warmup),
+        "--wd",
+        str(args.wd),
+        "--precision",
+        args.precision,
+        "--workers",
+        str(args.workers),
+        "--seed",
+        str(args.seed),
+        "--device",
+        args.device,
+        "--logs",
+        str(logs_dir.resolve()),
+        "--name",
+        RUN_NAME,
+        "--save-frequency",
+        "0",
+        "--save-most-recent",
+        "--resume",
+        "latest",
+        "--zeroshot-frequency",
+        "0",
+        "--log-every-n-steps",
+        str(args.log_every),
+    ]
+    return command + list(args.extra)
+
+
+def prepare_run_dir(logs_dir: Path, command: list[str]) -> None:
+    """Keep a run directory only if it was made by the same command (then it is resumed)."""
+    marker = logs_dir / RUN_ARGS
+    if logs_dir.exists():
+        same = marker.exists() and read_json(marker) == {"command": command}
+        if not same:
+            shutil.rmtree(logs_dir)
+    write_json({"command": command}, marker)
+
+
+def export_final(logs_dir: Path, epochs: int, out: Path) -> None:
+    """Copy the last epoch's weights (not the optimizer) to the stage output, atomically."""
+    final = logs_dir / RUN_NAME / "checkpoints" / f"epoch_{epochs}.pt"
+    if not final.exists():
+        raise FileNotFoundError(f"{final}: open_clip_train finished without the final checkpoint")
+    checkpoint = torch.load(final, map_location="cpu", weights_only=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(
+        {"epoch": checkpoint["epoch"], "name": checkpoint["name"], "state_dict": checkpoint["state_dict"]},
+        tmp,
+    )
+    tmp.replace(out)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True, help="open_clip model dir (open_clip_config.json)")
+    parser.add_argument("--train-data", nargs="+", required=True, help="shard directories")
+    parser.add_argument("--logs-dir", required=True, help="open_clip_train run directory (resumable)")
+    parser.add_argument("--out", required=True, help="exported checkpoint")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--warmup", type=int, required=True)
+    parser.add_argument("--wd", type=float, default=0.1)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (OMP_NUM_THREADS)")
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--launcher", default="", help="prefix, e.g. 'torchrun --nproc_per_node 8'")
+    parser.add_argument("extra", nargs="*", help="further open_clip_train flags after --")
+
+
+def run(args: argparse.Namespace) -> None:
+    logs_dir = Path(args.logs_dir)
+    command = open_clip_command(args, logs_dir)
+    prepare_run_dir(logs_dir, command)
+    launcher = args.launcher.split() if args.launcher else [sys.executable]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    print("running:", " ".join(launcher + command), flush=True)
+    result = subprocess.run(launcher + command, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"open_clip_train exited with {result.returncode}")
+    export_final(logs_dir, args.epochs, Path(args.out))

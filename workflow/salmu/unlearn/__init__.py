@@ -1,0 +1,1 @@
+"""Unlearning methods behind one interface; ``salmu unlearn`` runs one of them."""

@@ -1,0 +1,1 @@
+"""Built-in unlearning methods, one module each."""
