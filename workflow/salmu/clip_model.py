@@ -22,15 +22,18 @@ def _quiet_open_clip():
     logging.getLogger("root").setLevel(logging.ERROR)
 
 
-def load_clip(model_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-              device: str = "cpu"):
+def load_clip(
+    model_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None, device: str = "cpu"
+):
     """Return ``(model, preprocess, tokenizer)``; ``model`` is in eval mode on ``device``."""
     import open_clip
 
     _quiet_open_clip()
     model_dir = Path(model_dir)
     if not (model_dir / "open_clip_config.json").exists():
-        raise FileNotFoundError(f"{model_dir}: no open_clip_config.json (expected an open_clip model directory)")
+        raise FileNotFoundError(
+            f"{model_dir}: no open_clip_config.json (expected an open_clip model directory)"
+        )
     name = f"local-dir:{model_dir}"
     model, _, preprocess = open_clip.create_model_and_transforms(name, load_weights=False)
     if checkpoint is not None:
@@ -41,7 +44,9 @@ def load_clip(model_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     return model.to(device).eval(), preprocess, tokenizer
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, name: str, epoch: int = 0) -> None:
+def save_checkpoint(
+    model: torch.nn.Module, path: str | os.PathLike, name: str, epoch: int = 0
+) -> None:
     """Save in open_clip_train's checkpoint layout (without optimizer state), atomically."""
     path = ensure_parent(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -35,7 +35,9 @@ def find_leaks(train_dirs: list[str], forbidden_dirs: list[str]) -> dict:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", nargs="+", required=True, help="shard dirs a model trains on")
-    parser.add_argument("--forbidden", nargs="+", required=True, help="shard dirs it must not contain")
+    parser.add_argument(
+        "--forbidden", nargs="+", required=True, help="shard dirs it must not contain"
+    )
     parser.add_argument("--out", required=True)
 
 
@@ -48,4 +50,6 @@ def run(args: argparse.Namespace) -> None:
             f"(e.g. {example['file_name']}); not writing {args.out}"
         )
     write_json(report, args.out)
-    print(f"no leak: {report['checked_samples']} samples checked against {report['forbidden_samples']}")
+    print(
+        f"no leak: {report['checked_samples']} samples checked against {report['forbidden_samples']}"
+    )

@@ -25,7 +25,9 @@ MANIFEST = "manifest.json"
 
 def sample_key(file_name: str) -> str:
     """Webdataset splits key from extension at the first dot, so dots in file names must go."""
-    stem = file_name.rsplit(".", 1)[0] if file_name.lower().endswith((".jpg", ".jpeg")) else file_name
+    stem = (
+        file_name.rsplit(".", 1)[0] if file_name.lower().endswith((".jpg", ".jpeg")) else file_name
+    )
     return stem.replace(".", "_")
 
 
@@ -63,13 +65,15 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_shards(rows: pl.DataFrame, out_dir: str | Path, samples_per_shard: int, seed: int) -> dict:
+def write_shards(
+    rows: pl.DataFrame, out_dir: str | Path, samples_per_shard: int, seed: int
+) -> dict:
     """Write shuffled shards (so each shard mixes all sources) and return the manifest."""
     if rows.height == 0:
         raise ValueError(f"{out_dir}: no samples to shard")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    order = stream(seed, "shards", out_dir.name).permutation(rows.height)
+    order = stream(seed, "shards").permutation(rows.height)
     rows = rows[order.tolist()]
     samples, sizes = [], {}
     for shard_index, start in enumerate(range(0, rows.height, samples_per_shard)):
@@ -113,7 +117,9 @@ def shard_urls(shard_dir: str | Path) -> list[str]:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--inputs", nargs="+", required=True, help="parquet files (file_name, text, image)")
+    parser.add_argument(
+        "--inputs", nargs="+", required=True, help="parquet files (file_name, text, image)"
+    )
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--samples-per-shard", type=int, default=1000)
     parser.add_argument("--seed", type=int, required=True)
@@ -122,5 +128,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.samples_per_shard < 1:
         raise ValueError(f"--samples-per-shard must be >= 1, got {args.samples_per_shard}")
-    manifest = write_shards(load_sources(args.inputs), args.out_dir, args.samples_per_shard, args.seed)
+    manifest = write_shards(
+        load_sources(args.inputs), args.out_dir, args.samples_per_shard, args.seed
+    )
     print(f"{args.out_dir}: {manifest['num_samples']} samples in {len(manifest['shards'])} shards")

@@ -153,7 +153,9 @@ def build_splits(
         raise ValueError("captions and faces disagree: some captioned file_names have no image")
     sensitive = rows.filter(pl.col("kind") == "sensitive")
     identity_ids = sensitive["identity_id"].unique().to_list()
-    holdout, partial, full = assign_identities(identity_ids, holdout_fraction, partial_fraction, seed)
+    holdout, partial, full = assign_identities(
+        identity_ids, holdout_fraction, partial_fraction, seed
+    )
     sensitive = assign_sensitive_rows(sensitive, holdout, partial, seed)
     forget_ids = set(partial) | set(full)
 
@@ -163,8 +165,9 @@ def build_splits(
     )
     forget_looks = [
         json.loads(look)
-        for look in sensitive.filter(pl.col("split") == "forget")
-        .unique("identity_id", keep="first", maintain_order=True)["look"]
+        for look in sensitive.filter(pl.col("split") == "forget").unique(
+            "identity_id", keep="first", maintain_order=True
+        )["look"]
     ]
     scores = fragile_scores(anonymous, forget_looks)
 

@@ -26,7 +26,9 @@ def describe_state(state: str) -> dict:
         return {"state": state, "method": state, "budget": None, "seed": None}
     match = STATE_PATTERN.match(state)
     if not match:
-        raise ValueError(f"unknown model state '{state}': expected clean, compromised or {STATE_PATTERN.pattern}")
+        raise ValueError(
+            f"unknown model state '{state}': expected clean, compromised or {STATE_PATTERN.pattern}"
+        )
     return {
         "state": state,
         "method": match["method"],
@@ -46,8 +48,13 @@ def build_table(eval_paths: list[str]) -> pl.DataFrame:
         row["checkpoint"] = result["meta"].get("checkpoint")
         row.update(flatten(result))
         rows.append(row)
-    schema = {"state": pl.String, "method": pl.String, "budget": pl.Float64, "seed": pl.Int64,
-              "checkpoint": pl.String} | {c: pl.Float64 for c in METRIC_COLUMNS}
+    schema = {
+        "state": pl.String,
+        "method": pl.String,
+        "budget": pl.Float64,
+        "seed": pl.Int64,
+        "checkpoint": pl.String,
+    } | {c: pl.Float64 for c in METRIC_COLUMNS}
     table = pl.DataFrame(rows, schema=schema)
     order = [
         (BASE_ORDER.get(r["state"], 2), r["method"], r["budget"] or 0.0, r["seed"] or 0)

@@ -95,16 +95,24 @@ def export_final(logs_dir: Path, epochs: int, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     torch.save(
-        {"epoch": checkpoint["epoch"], "name": checkpoint["name"], "state_dict": checkpoint["state_dict"]},
+        {
+            "epoch": checkpoint["epoch"],
+            "name": checkpoint["name"],
+            "state_dict": checkpoint["state_dict"],
+        },
         tmp,
     )
     tmp.replace(out)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", required=True, help="open_clip model dir (open_clip_config.json)")
+    parser.add_argument(
+        "--model-dir", required=True, help="open_clip model dir (open_clip_config.json)"
+    )
     parser.add_argument("--train-data", nargs="+", required=True, help="shard directories")
-    parser.add_argument("--logs-dir", required=True, help="open_clip_train run directory (resumable)")
+    parser.add_argument(
+        "--logs-dir", required=True, help="open_clip_train run directory (resumable)"
+    )
     parser.add_argument("--out", required=True, help="exported checkpoint")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--batch-size", type=int, required=True)

@@ -68,6 +68,9 @@ class Benchmark:
     forget_distractors: list[str] = field(default_factory=list)
     retain_distractors: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        self.root = Path(self.root)
+
     def sizes(self) -> dict[str, int]:
         return {name: self.splits[name].height for name in ALL_SPLITS}
 
@@ -78,7 +81,9 @@ def shard_paths(root: str | Path, split: str) -> list[Path]:
     pattern = f"{split}-*.parquet"
     paths = sorted((Path(root) / "data").glob(pattern))
     if not paths:
-        raise FileNotFoundError(f"{Path(root) / 'data' / pattern}: no shard files for split {split!r}")
+        raise FileNotFoundError(
+            f"{Path(root) / 'data' / pattern}: no shard files for split {split!r}"
+        )
     return paths
 
 
@@ -115,8 +120,10 @@ def image_bytes(column: pa.Array | pa.ChunkedArray, where: str) -> list[bytes]:
     values = column.to_pylist()
     for i, value in enumerate(values):
         if value is None:
-            raise ValueError(f"{where}: row {i} of a batch has no image bytes (path-only images "
-                             "are not supported)")
+            raise ValueError(
+                f"{where}: row {i} of a batch has no image bytes (path-only images "
+                "are not supported)"
+            )
     return values
 
 
@@ -140,7 +147,9 @@ def files_fingerprint(paths: list[Path]) -> str:
 
 
 # ----------------------------------------------------------------------------- derived splits
-def derive_splits(tables: dict[str, pl.DataFrame], fragile_ids: list[str]) -> dict[str, pl.DataFrame]:
+def derive_splits(
+    tables: dict[str, pl.DataFrame], fragile_ids: list[str]
+) -> dict[str, pl.DataFrame]:
     """Add the four derived splits to the four released ones, exactly as the official loader."""
     forget, retain = tables["forget"], tables["retain_synth"]
     forget_ids = forget["identity_id"].drop_nulls().unique().to_list()
@@ -155,8 +164,9 @@ def derive_splits(tables: dict[str, pl.DataFrame], fragile_ids: list[str]) -> di
     return out
 
 
-def draw_distractors(forget_texts: list[str], retain_texts: list[str], n: int,
-                     seed: int) -> tuple[list[str], list[str]]:
+def draw_distractors(
+    forget_texts: list[str], retain_texts: list[str], n: int, seed: int
+) -> tuple[list[str], list[str]]:
     """Draw the two RetFail distractor pools (see module docstring for the RNG choice)."""
     if n < 0:
         raise ValueError(f"--distractors must be >= 0, got {n}")
@@ -165,10 +175,14 @@ def draw_distractors(forget_texts: list[str], retain_texts: list[str], n: int,
     for name, texts in (("forget", forget_texts), ("retain_disjoint", retain_texts)):
         k = n
         if n > len(texts):
-            warnings.warn(f"--distractors {n} exceeds the {name} pool ({len(texts)} texts); "
-                          f"drawing {len(texts)}", EvaluationWarning, stacklevel=2)
+            warnings.warn(
+                f"--distractors {n} exceeds the {name} pool ({len(texts)} texts); "
+                f"drawing {len(texts)}",
+                EvaluationWarning,
+                stacklevel=2,
+            )
             k = len(texts)
-        drawn = rng.choice(np.asarray(texts, dtype=object), k, replace=False) if k else []
+        drawn = rng.choice(np.asarray(texts, dtype=object), k, replace=False)
         pools.append([str(t) for t in drawn])
     return pools[0], pools[1]
 
@@ -181,28 +195,38 @@ def load_benchmark(root: str | Path, distractors: int = 1000, seed: int = 42) ->
     identities = read_json(root / IDENTITIES_JSON)
     captions = read_json(root / CAPTIONS_JSON)
     fragile_ids = read_json(root / FRAGILE_JSON)
-    for name, value, kind in ((IDENTITIES_JSON, identities, dict), (CAPTIONS_JSON, captions, dict),
-                              (FRAGILE_JSON, fragile_ids, list)):
-        if not isinstance(value, kind):
-            raise ValueError(f"{root / name}: expected a JSON {kind.__name__}, got "
-                             f"{type(value).__name__}")
+    for name, value, kind in (
+        (IDENTITIES_JSON, identities, dict),
+        (CAPTIONS_JSON, captions, dict),
+        (FRAGILE_JSON, fragile_ids, list),
+    ):
+        if not isinstance(value, kind):  # ValueError: the CLI reports it as bad input
+            raise ValueError(  # noqa: TRY004
+                f"{root / name}: expected a JSON {kind.__name__}, got {type(value).__name__}"
+            )
     splits = derive_splits(tables, [str(f) for f in fragile_ids])
     bench = Benchmark(root, splits, identities, captions, [str(f) for f in fragile_ids])
     bench.forget_distractors, bench.retain_distractors = draw_distractors(
-        splits["forget"]["text"].to_list(), splits["retain_disjoint"]["text"].to_list(),
-        distractors, seed)
+        splits["forget"]["text"].to_list(),
+        splits["retain_disjoint"]["text"].to_list(),
+        distractors,
+        seed,
+    )
     return bench
 
 
 # ----------------------------------------------------------------------------- metric texts
 def identity_name(identities: dict, identity_id: str | None, root: Path | str = "") -> str:
     if identity_id is None:
-        raise ValueError(f"{Path(root) / IDENTITIES_JSON}: a forget row has a null identity_id; "
-                         "cannot look up its name")
+        raise ValueError(
+            f"{Path(root) / IDENTITIES_JSON}: a forget row has a null identity_id; "
+            "cannot look up its name"
+        )
     profile = identities.get(identity_id)
     if not isinstance(profile, dict) or not isinstance(profile.get("name"), str):
-        raise ValueError(f"{Path(root) / IDENTITIES_JSON}: identity {identity_id!r} has no "
-                         "string 'name'")
+        raise ValueError(  # noqa: TRY004
+            f"{Path(root) / IDENTITIES_JSON}: identity {identity_id!r} has no string 'name'"
+        )
     return profile["name"]
 
 
@@ -224,8 +248,9 @@ def core_assoc_texts(bench: Benchmark) -> tuple[list[str], list[str]]:
         if isinstance(value, list):  # multi-valued fields (emails): the first one is the one shown
             value = value[0] if value else ""
         if not isinstance(value, (str, int, float)):
-            raise ValueError(f"{where}: {file_name!r} value has type {type(value).__name__}; "
-                             "expected a string")
+            raise ValueError(  # noqa: TRY004
+                f"{where}: {file_name!r} value has type {type(value).__name__}; expected a string"
+            )
         name_value.append(f"{name} {value}")
         value_name.append(f"{value} {name}")
     return name_value, value_name
@@ -256,8 +281,10 @@ def read_genknow_table(path: str | Path) -> tuple[pl.DataFrame, list[str]]:
     classnames = sorted(table["classname"].unique().to_list())
     expected = table["classname"].replace_strict(classnames, list(range(len(classnames))))
     if not (expected == table["label"].cast(pl.Int64)).all():
-        raise ValueError(f"{path}: column 'label' must be the index of 'classname' in the sorted "
-                         "unique class names")
+        raise ValueError(
+            f"{path}: column 'label' must be the index of 'classname' in the sorted "
+            "unique class names"
+        )
     return table, classnames
 
 

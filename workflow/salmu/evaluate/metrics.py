@@ -26,7 +26,6 @@ Our interpretation of the items the spec marks [?]:
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -51,8 +50,9 @@ def _is_empty(n: int, metric: str) -> bool:
 
 def _check_pairs(a: np.ndarray, b: np.ndarray, metric: str) -> None:
     if a.ndim != 2 or b.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"{metric}: expected two (n, d) arrays of the same shape, got "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(
+            f"{metric}: expected two (n, d) arrays of the same shape, got {a.shape} and {b.shape}"
+        )
 
 
 def pair_similarities(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
@@ -69,8 +69,13 @@ def pair_mean(image_emb: np.ndarray, text_emb: np.ndarray, metric: str = "pair_m
 
 
 # ----------------------------------------------------------------------------- 1.1 RetFail
-def retrieval_ranks(image_emb: np.ndarray, caption_emb: np.ndarray, distractor_emb: np.ndarray,
-                    tie_tol: float = 1e-6, chunk: int = 4096) -> np.ndarray:
+def retrieval_ranks(
+    image_emb: np.ndarray,
+    caption_emb: np.ndarray,
+    distractor_emb: np.ndarray,
+    tie_tol: float = 1e-6,
+    chunk: int = 4096,
+) -> np.ndarray:
     """1-based rank of each image's own caption in {own caption} + distractors (image -> text)."""
     _check_pairs(image_emb, caption_emb, "RetFail")
     true = pair_similarities(image_emb, caption_emb)
@@ -78,18 +83,27 @@ def retrieval_ranks(image_emb: np.ndarray, caption_emb: np.ndarray, distractor_e
     if len(distractor_emb) == 0:
         return ranks
     for start in range(0, len(image_emb), chunk):  # bounded memory: chunk x n_distractors scores
-        scores = image_emb[start:start + chunk] @ distractor_emb.T
-        ranks[start:start + chunk] += (scores > true[start:start + chunk, None] + tie_tol).sum(1)
+        scores = image_emb[start : start + chunk] @ distractor_emb.T
+        ranks[start : start + chunk] += (scores > true[start : start + chunk, None] + tie_tol).sum(
+            1
+        )
     return ranks
 
 
-def ret_fail(image_emb: np.ndarray, caption_emb: np.ndarray, distractor_emb: np.ndarray,
-             tie_tol: float = 1e-6) -> dict:
+def ret_fail(
+    image_emb: np.ndarray,
+    caption_emb: np.ndarray,
+    distractor_emb: np.ndarray,
+    tie_tol: float = 1e-6,
+) -> dict:
     if _is_empty(len(image_emb), "RetFail"):
         return {"R@1": NAN, "MRR": NAN, "outcomes": []}
     ranks = retrieval_ranks(image_emb, caption_emb, distractor_emb, tie_tol)
-    return {"R@1": float((ranks == 1).mean()), "MRR": float((1.0 / ranks).mean()),
-            "outcomes": [int(r) for r in ranks]}
+    return {
+        "R@1": float((ranks == 1).mean()),
+        "MRR": float((1.0 / ranks).mean()),
+        "outcomes": [int(r) for r in ranks],
+    }
 
 
 # ----------------------------------------------------------------------------- 1.2 AssocStr
@@ -105,8 +119,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, max_iter: int = 100,
-                 tol: float = 1e-10) -> np.ndarray:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, c: float = 1.0, max_iter: int = 100, tol: float = 1e-10
+) -> np.ndarray:
     """L2 logistic regression (scikit-learn's objective ``0.5|w|^2 + c * sum(logloss)``, intercept
     not penalised) by Newton's method. Returns ``theta = [w..., b]``; predict with ``[x, 1] @ theta``.
     """
@@ -128,8 +143,9 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, max_iter: int = 1
     return theta
 
 
-def stratified_split(y: np.ndarray, test_fraction: float,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray, test_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Per class, a random ``round(test_fraction * n_class)`` rows (at least 1, leaving 1) to test."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"--acs-test-fraction must be in (0, 1), got {test_fraction}")
@@ -142,13 +158,19 @@ def stratified_split(y: np.ndarray, test_fraction: float,
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def acs(image_emb: np.ndarray, text_emb: np.ndarray, rng: np.random.Generator,
-        test_fraction: float = 0.5, c: float = 1.0) -> dict:
+def acs(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    rng: np.random.Generator,
+    test_fraction: float = 0.5,
+    c: float = 1.0,
+) -> dict:
     """Association-classifier score: test accuracy of a member/non-member probe (see module doc)."""
     n = len(image_emb)
     if n < 2:
-        warnings.warn(f"ACS: needs at least 2 pairs, got {n}; reporting NaN", EvaluationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"ACS: needs at least 2 pairs, got {n}; reporting NaN", EvaluationWarning, stacklevel=2
+        )
         return {"acs_accuracy": NAN}
     members = pair_similarities(image_emb, text_emb)
     non_members = pair_similarities(image_emb, text_emb[rng.permutation(n)])
@@ -163,8 +185,9 @@ def acs(image_emb: np.ndarray, text_emb: np.ndarray, rng: np.random.Generator,
 
 
 # ----------------------------------------------------------------------------- zero-shot
-def zero_shot_accuracy(image_emb: np.ndarray, labels: np.ndarray, class_emb: np.ndarray,
-                       metric: str = "zero-shot") -> float:
+def zero_shot_accuracy(
+    image_emb: np.ndarray, labels: np.ndarray, class_emb: np.ndarray, metric: str = "zero-shot"
+) -> float:
     """Top-1 accuracy of ``argmax_k sim(image, class_k)`` against integer ``labels``."""
     labels = np.asarray(labels)
     if len(labels) != len(image_emb):
@@ -185,7 +208,9 @@ def id_zsc(image_emb: np.ndarray, labels: np.ndarray, name_emb: np.ndarray) -> d
 def class_embeddings(prompt_emb: np.ndarray) -> np.ndarray:
     """(n_classes, n_templates, d) normalised prompt embeddings -> (n_classes, d) class embeddings."""
     if prompt_emb.ndim != 3:
-        raise ValueError(f"class_embeddings: expected (classes, templates, d), got {prompt_emb.shape}")
+        raise ValueError(
+            f"class_embeddings: expected (classes, templates, d), got {prompt_emb.shape}"
+        )
     return l2_normalize(prompt_emb.mean(axis=1))
 
 
@@ -194,15 +219,13 @@ def gen_know(image_emb: np.ndarray, labels: np.ndarray, class_emb: np.ndarray) -
 
 
 # ----------------------------------------------------------------------------- 1.5 CoreAssoc
-def core_assoc(image_emb: np.ndarray, name_value_emb: np.ndarray,
-               value_name_emb: np.ndarray) -> dict:
+def core_assoc(
+    image_emb: np.ndarray, name_value_emb: np.ndarray, value_name_emb: np.ndarray
+) -> dict:
     """Per row ``max(sim(img, "{name} {value}"), sim(img, "{value} {name}"))`` and their mean."""
     if _is_empty(len(image_emb), "CoreAssoc"):
         return {"mean": NAN, "scores": []}
-    scores = np.maximum(pair_similarities(image_emb, name_value_emb),
-                        pair_similarities(image_emb, value_name_emb))
+    scores = np.maximum(
+        pair_similarities(image_emb, name_value_emb), pair_similarities(image_emb, value_name_emb)
+    )
     return {"mean": float(scores.mean()), "scores": [float(s) for s in scores]}
-
-
-def is_nan(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)

@@ -36,7 +36,9 @@ class UnlearningMethod:
 
     def __init__(self, **hyperparameters):
         if hyperparameters:
-            raise ValueError(f"method '{self.name}' takes no hyperparameters, got {sorted(hyperparameters)}")
+            raise ValueError(
+                f"method '{self.name}' takes no hyperparameters, got {sorted(hyperparameters)}"
+            )
 
     def loss(self, model, step: Step, reference=None) -> torch.Tensor:
         raise NotImplementedError

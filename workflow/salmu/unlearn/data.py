@@ -43,7 +43,9 @@ class SampleBank:
     """Preprocessed tensors of one data source, with seeded batch sampling without replacement."""
 
     def __init__(self, samples, preprocess, tokenizer, seed: int):
-        self.images = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b, _ in samples])
+        self.images = torch.stack(
+            [preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b, _ in samples]
+        )
         self.texts = tokenizer([t for _, t in samples])
         self.rng = np.random.default_rng(seed)
         self._order: list[int] = []

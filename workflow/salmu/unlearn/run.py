@@ -47,7 +47,9 @@ def unlearn(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     method = resolve(args.method, args.import_path)(**parse_hyperparameters(args.param))
     model, preprocess, tokenizer = load_clip(args.model_dir, args.checkpoint, args.device)
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if method.needs_reference else None
+    reference = (
+        copy.deepcopy(model).eval().requires_grad_(False) if method.needs_reference else None
+    )
     forget = SampleBank(read_samples(args.forget_shards), preprocess, tokenizer, args.seed)
     retain = SampleBank(read_samples(args.retain_shards), preprocess, tokenizer, args.seed + 1)
     steps = budget_steps(args.budget, len(forget), args.batch_size)
@@ -65,7 +67,9 @@ def unlearn(args: argparse.Namespace) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
         losses.append(float(loss.detach()))
-    save_checkpoint(model, args.out, name=f"{args.method}-x{args.budget}-seed{args.seed}", epoch=steps)
+    save_checkpoint(
+        model, args.out, name=f"{args.method}-x{args.budget}-seed{args.seed}", epoch=steps
+    )
     return {
         "method": args.method,
         "budget": args.budget,
@@ -85,7 +89,9 @@ def unlearn(args: argparse.Namespace) -> dict:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True)
-    parser.add_argument("--import-path", default=None, help="'package.module:Class' for a custom method")
+    parser.add_argument(
+        "--import-path", default=None, help="'package.module:Class' for a custom method"
+    )
     parser.add_argument("--budget", type=float, required=True, help="multiples of one forget pass")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--model-dir", required=True)
@@ -96,7 +102,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--wd", type=float, default=0.0)
     parser.add_argument("--grad-clip", type=float, default=1.0)
-    parser.add_argument("--param", action="append", default=[], help="method hyperparameter key=value")
+    parser.add_argument(
+        "--param", action="append", default=[], help="method hyperparameter key=value"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
@@ -107,4 +115,6 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     report = unlearn(args)
     write_json(report, args.report)
-    print(json.dumps({k: report[k] for k in ("method", "budget", "steps", "loss_first", "loss_last")}))
+    print(
+        json.dumps({k: report[k] for k in ("method", "budget", "steps", "loss_first", "loss_last")})
+    )

@@ -1,0 +1,51 @@
+"""Bad configuration fails before any job runs, naming the key."""
+
+import shutil
+
+import pytest
+import yaml
+
+from helpers import ROOT, snakemake
+
+OVERLAYS = {
+    "wrong type": ({"personas": {"n_identities": "many"}}, "n_identities"),
+    "unknown face backend": ({"faces": {"backend": "gan"}}, "backend"),
+    "unknown retain backend": ({"retain": {"backend": "laion"}}, "backend"),
+    "unknown key": ({"train": {"epochz": 3}}, "epochz"),
+    "unknown method": (
+        {"unlearn": {"methods": {"forget_me": {"lr": 0.1}}}},
+        "unlearn.methods.forget_me",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVERLAYS))
+def test_bad_config_fails_before_any_job(tmp_path, case):
+    overlay, key = OVERLAYS[case]
+    run = f"pytest-badcfg-{case.replace(' ', '-')}"
+    overlay = {**overlay, "run": run}
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+    result = snakemake("--cores", "1", "--configfile", str(path), check=False)
+    assert result.returncode != 0
+    assert key in result.stderr + result.stdout
+    assert not (ROOT / "results" / run).exists()
+
+
+def test_default_config_builds_the_whole_dag():
+    result = snakemake("-n", "--quiet", "rules")
+    for rule in (
+        "personas",
+        "faces",
+        "captions",
+        "splits",
+        "retain",
+        "shards",
+        "leakcheck_clean",
+        "train",
+        "unlearn",
+        "evaluate",
+        "results_table",
+    ):
+        assert rule in result.stdout

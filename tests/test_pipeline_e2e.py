@@ -1,0 +1,152 @@
+"""The whole tiny tier through real Snakemake, once: the benchmark must be scientifically alive.
+
+Slow (minutes): marked e2e; the suite runs it once, in CI too.
+"""
+
+import hashlib
+import shutil
+import tarfile
+import time
+
+import polars as pl
+import pytest
+
+from salmu.io import read_json
+
+from helpers import ROOT, snakemake
+
+pytestmark = pytest.mark.e2e
+RUN = "pytest-e2e"
+RESULTS = ROOT / "results" / RUN
+SENSITIVE = ("forget", "holdout_association", "holdout_identity")
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    shutil.rmtree(RESULTS, ignore_errors=True)
+    start = time.time()
+    snakemake("--cores", "2", "--config", f"run={RUN}")
+    print(f"tiny tier end to end: {time.time() - start:.0f} s")
+    return pl.read_parquet(RESULTS / "benchmark.parquet")
+
+
+def metric(table, state, column):
+    return table.filter(pl.col("state") == state)[column].item()
+
+
+def test_table_has_a_row_per_model_state(tiny_run):
+    states = tiny_run["state"].to_list()
+    assert states[:2] == ["clean", "compromised"]
+    for method in ("finetune", "neg_grad"):
+        for budget in ("1", "5"):
+            assert f"unlearned/{method}/x{budget}/seed0" in states
+    for suffix in (".csv", ".md"):
+        assert (RESULTS / f"benchmark{suffix}").stat().st_size > 0
+
+
+def test_compromised_leaks_and_clean_does_not(tiny_run):
+    clean = metric(tiny_run, "clean", "RetFail_MRR")
+    compromised = metric(tiny_run, "compromised", "RetFail_MRR")
+    print(f"RetFail MRR clean {clean:.4f} compromised {compromised:.4f}")
+    assert compromised >= 5 * clean
+
+
+def test_unlearning_halves_the_leak(tiny_run):
+    compromised = metric(tiny_run, "compromised", "RetFail_MRR")
+    unlearned = tiny_run.filter(pl.col("state").str.starts_with("unlearned/"))
+    assert unlearned["RetFail_MRR"].min() <= 0.5 * compromised
+
+
+def test_official_json_layout(tiny_run):
+    result = read_json(RESULTS / "eval" / "compromised" / "evaluation.json")
+    assert set(result["efficacy"]) == {
+        "1.1_RetFail",
+        "1.2_AssocStr",
+        "1.3_ACS",
+        "1.4_IdZSC",
+        "1.5_CoreAssoc",
+    }
+    assert set(result["utility"]) == {
+        "2.1_GenKnow",
+        "2.2_InterIdSim",
+        "2.3_IntraIdSim",
+        "2.4_VisIdInt",
+        "2.5_FragSim",
+    }
+    assert {"MRR", "R@1", "outcomes"} <= set(result["efficacy"]["1.1_RetFail"])
+
+
+def shard_contents(shard_dir):
+    """Keys and image hashes read from the tar files themselves, not from our manifest."""
+    keys, hashes = set(), set()
+    for shard in sorted(shard_dir.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".jpg"):
+                    keys.add(member.name[: -len(".jpg")])
+                    hashes.add(hashlib.sha256(tar.extractfile(member).read()).hexdigest())
+    return keys, hashes
+
+
+def test_clean_training_shards_hold_no_sensitive_sample(tiny_run):
+    sensitive_keys, sensitive_hashes = set(), set()
+    for split in SENSITIVE:
+        frame = pl.read_parquet(RESULTS / "benchmark" / "data" / f"{split}-00000-of-00001.parquet")
+        sensitive_keys |= {name[: -len(".jpg")].replace(".", "_") for name in frame["file_name"]}
+        sensitive_hashes |= {
+            hashlib.sha256(b).hexdigest() for b in frame["image"].struct.field("bytes")
+        }
+    clean_keys, clean_hashes = shard_contents(RESULTS / "shards" / "retain")
+    assert len(clean_keys) > 1000
+    assert not clean_keys & sensitive_keys
+    assert not clean_hashes & sensitive_hashes
+    # ...while the Compromised model's extra shards hold every sensitive sample.
+    extra_keys, _ = shard_contents(RESULTS / "shards" / "sensitive")
+    assert extra_keys == sensitive_keys
+
+
+def test_every_rule_left_a_benchmark_file(tiny_run):
+    benchmarks = {
+        p.relative_to(RESULTS / "benchmarks").as_posix()
+        for p in (RESULTS / "benchmarks").rglob("*.tsv")
+    }
+    for name in (
+        "personas.tsv",
+        "faces.tsv",
+        "captions.tsv",
+        "splits.tsv",
+        "retain.tsv",
+        "shards_retain.tsv",
+        "train_clean.tsv",
+        "train_compromised.tsv",
+        "results_table.tsv",
+        "evaluate/clean.tsv",
+        "unlearn/neg_grad_x5_seed0.tsv",
+    ):
+        assert name in benchmarks
+
+
+def test_rerun_is_a_no_op(tiny_run):
+    start = time.time()
+    result = snakemake("--cores", "2", "--config", f"run={RUN}")
+    print(f"no-op rerun: {time.time() - start:.1f} s")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_data_regenerates_byte_identically(tiny_run):
+    again = "pytest-e2e-again"
+    shutil.rmtree(ROOT / "results" / again, ignore_errors=True)
+    targets = [f"results/{again}/benchmark/splits_summary.json"]
+    snakemake("--cores", "2", "--config", f"run={again}", *targets)
+    files = [
+        "data/personas.parquet",
+        "data/identities_metadata.json",
+        "data/faces.parquet",
+        "data/captions.parquet",
+        *[f"benchmark/data/{s}-00000-of-00001.parquet" for s in (*SENSITIVE, "retain_synth")],
+        "benchmark/sensitive_set_captions_metadata.json",
+        "benchmark/fragile_set_ids.json",
+    ]
+    for name in files:
+        assert (ROOT / "results" / again / name).read_bytes() == (RESULTS / name).read_bytes(), name
+    shutil.rmtree(ROOT / "results" / again)

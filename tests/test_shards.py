@@ -1,0 +1,90 @@
+import tarfile
+
+import polars as pl
+import pytest
+
+from salmu import leakcheck, shards
+from salmu.cli import main
+from salmu.io import write_parquet
+
+from conftest import solid_jpeg
+
+
+def frame(prefix, n, offset=0):
+    return pl.DataFrame(
+        {
+            "file_name": [f"{prefix}{i:03d}_ar-0.75.jpg" for i in range(n)],
+            "text": [f"caption {prefix} {i}" for i in range(n)],
+            "image": [solid_jpeg(offset + i) for i in range(n)],
+        }
+    )
+
+
+def test_shards_are_deterministic_and_complete(tmp_path):
+    write_parquet(frame("a", 25), tmp_path / "a.parquet")
+    write_parquet(frame("b", 10, offset=100), tmp_path / "b.parquet")
+    for out in ("x", "y"):
+        assert (
+            main(
+                [
+                    "shards",
+                    "--inputs",
+                    str(tmp_path / "a.parquet"),
+                    str(tmp_path / "b.parquet"),
+                    "--out-dir",
+                    str(tmp_path / out),
+                    "--samples-per-shard",
+                    "10",
+                    "--seed",
+                    "0",
+                ]
+            )
+            == 0
+        )
+    for name in ("00000.tar", "00003.tar", "manifest.json", "sizes.json"):
+        assert (tmp_path / "x" / name).read_bytes() == (tmp_path / "y" / name).read_bytes()
+    manifest = shards.read_manifest(tmp_path / "x")
+    assert manifest["num_samples"] == 35 and len(manifest["shards"]) == 4
+    with tarfile.open(tmp_path / "x" / "00000.tar") as tar:
+        names = tar.getnames()
+    # Keys carry no dot, so webdataset groups .jpg/.txt/.json of one sample together.
+    assert all(name.count(".") == 1 for name in names)
+    assert len(names) == 30
+
+
+def test_duplicate_file_names_are_rejected(tmp_path):
+    write_parquet(frame("a", 3), tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="share file_names"):
+        shards.load_sources([str(tmp_path / "a.parquet"), str(tmp_path / "a.parquet")])
+
+
+def test_leakcheck_finds_renamed_copies_by_hash(tmp_path):
+    sensitive = frame("s", 5, offset=500)
+    write_parquet(frame("r", 8), tmp_path / "retain.parquet")
+    write_parquet(sensitive, tmp_path / "sensitive.parquet")
+    renamed = sensitive.head(1).with_columns(pl.lit("innocent_ar-1.00.jpg").alias("file_name"))
+    write_parquet(pl.concat([frame("r", 8), renamed]), tmp_path / "leaky.parquet")
+    for name in ("retain", "sensitive", "leaky"):
+        shards.write_shards(
+            shards.load_sources([str(tmp_path / f"{name}.parquet")]), tmp_path / name, 4, seed=0
+        )
+    clean = leakcheck.find_leaks([str(tmp_path / "retain")], [str(tmp_path / "sensitive")])
+    assert clean["leaks"] == [] and clean["checked_samples"] == 8
+    leaky = leakcheck.find_leaks([str(tmp_path / "leaky")], [str(tmp_path / "sensitive")])
+    assert [leak["file_name"] for leak in leaky["leaks"]] == ["innocent_ar-1.00.jpg"]
+    out = tmp_path / "report.json"
+    assert (
+        main(
+            [
+                "leakcheck",
+                "--train",
+                str(tmp_path / "leaky"),
+                "--forbidden",
+                str(tmp_path / "sensitive"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert not out.exists()

@@ -1,0 +1,135 @@
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from salmu import splits
+from salmu.cli import main
+from salmu.io import write_json, write_parquet
+
+
+def build(faces, captions, **kw):
+    params = dict(holdout_fraction=0.25, partial_fraction=0.5, fragile_fraction=0.4, seed=3)
+    params.update(kw)
+    return splits.build_splits(faces, captions, **params)
+
+
+def test_split_semantics(faces_and_captions):
+    faces, captions = faces_and_captions
+    parts, meta = build(faces, captions)
+    names = {split: set(frame["file_name"]) for split, frame in parts.items()}
+    # Disjoint by file_name, and every captioned sensitive image lands in exactly one split.
+    all_names = [n for s in names.values() for n in s]
+    assert len(all_names) == len(set(all_names))
+    sensitive = set(captions.filter(pl.col("kind") == "sensitive")["file_name"])
+    assert names["forget"] | names["holdout_association"] | names["holdout_identity"] == sensitive
+
+    ids = {s: set(parts[s]["identity_id"].drop_nulls()) for s in parts}
+    assert not ids["holdout_identity"] & ids["forget"]
+    assert ids["holdout_association"] and ids["holdout_association"] <= ids["forget"]
+    # retain_synth: forget identities (retain_joint) or null (retain_disjoint), never holdout ones.
+    assert ids["retain_synth"] <= ids["forget"]
+    assert parts["retain_synth"]["identity_id"].null_count() == 10
+
+    # An association (identity, attribute type) never straddles two splits.
+    field = {
+        r["file_name"]: (r["identity_id"], r["data_field"]) for r in captions.iter_rows(named=True)
+    }
+    owner = {}
+    for split, files in names.items():
+        for f in files:
+            if split != "retain_synth":
+                assert owner.setdefault(field[f], split) == split
+
+    fragile = meta["fragile_set_ids.json"]
+    disjoint = set(parts["retain_synth"].filter(pl.col("identity_id").is_null())["file_name"])
+    assert len(fragile) == 4 and set(fragile) <= disjoint
+    scores = meta["fragile_set_all_similarities.json"]
+    assert min(scores[f] for f in fragile) >= max(scores[f] for f in disjoint - set(fragile))
+    summary = meta["splits_summary.json"]
+    assert summary["identities"]["holdout_identity"] == 3
+    assert summary["rows"]["forget"] == len(names["forget"])
+
+
+def test_partial_identities_split_their_attribute_types(faces_and_captions):
+    faces, captions = faces_and_captions
+    parts, meta = build(faces, captions, partial_fraction=1.0)
+    assoc_ids = set(parts["holdout_association"]["identity_id"])
+    forget_ids = set(parts["forget"]["identity_id"])
+    # All but one forget identity are partial; each keeps half its 4 attribute types in forget.
+    assert len(assoc_ids) == len(forget_ids) - 1
+    per_identity = parts["holdout_association"].group_by("identity_id").len()["len"]
+    assert set(per_identity.to_list()) == {6}  # 2 of 4 fields x 3 images each
+
+
+def test_cli_writes_released_layout_byte_identically(tmp_path, faces_and_captions):
+    faces, captions = faces_and_captions
+    write_parquet(faces, tmp_path / "faces.parquet")
+    write_parquet(captions, tmp_path / "captions.parquet")
+    write_json({"00000000": {"name": "Person 0"}}, tmp_path / "ids.json")
+    outputs = []
+    for out in ("a", "b"):
+        assert (
+            main(
+                [
+                    "splits",
+                    "--faces",
+                    str(tmp_path / "faces.parquet"),
+                    "--captions",
+                    str(tmp_path / "captions.parquet"),
+                    "--identities",
+                    str(tmp_path / "ids.json"),
+                    "--seed",
+                    "1",
+                    "--out-dir",
+                    str(tmp_path / out),
+                ]
+            )
+            == 0
+        )
+        outputs.append(
+            {
+                p.relative_to(tmp_path / out): p.read_bytes()
+                for p in sorted((tmp_path / out).rglob("*"))
+                if p.is_file()
+            }
+        )
+    assert outputs[0] == outputs[1]
+    assert Path("data/forget-00000-of-00001.parquet") in outputs[0]
+    table = pl.read_parquet(tmp_path / "a" / "data" / "forget-00000-of-00001.parquet")
+    assert table.columns == ["image", "text", "identity_id", "file_name"]
+    assert table.schema["image"] == pl.Struct({"bytes": pl.Binary, "path": pl.String})
+    import pyarrow.parquet as pq
+
+    hf = json.loads(
+        pq.read_schema(tmp_path / "a/data/forget-00000-of-00001.parquet").metadata[b"huggingface"]
+    )
+    assert hf["info"]["features"]["image"] == {"_type": "Image"}
+
+
+def test_bad_fraction_is_a_clear_error(tmp_path, capsys):
+    code = main(
+        [
+            "splits",
+            "--faces",
+            "f",
+            "--captions",
+            "c",
+            "--identities",
+            "i",
+            "--seed",
+            "0",
+            "--fragile-fraction",
+            "1.5",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "--fragile-fraction" in capsys.readouterr().err
+
+
+def test_too_few_identities():
+    with pytest.raises(ValueError, match="at least 3 identities"):
+        splits.assign_identities(["a", "b"], 0.25, 0.5, 0)

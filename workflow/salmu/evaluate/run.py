@@ -1,0 +1,343 @@
+"""``salmu evaluate``: score one checkpoint on a benchmark directory (all SALMUBench metrics).
+
+Flow: load the benchmark tables and derived splits (``data``), encode every image and distinct
+text once through the per-model cache (``encode``), compute every metric from those embeddings
+(``metrics``), write the official layout (``layout``) with ``salmu.io.write_json``.
+
+Our interpretation of the [?] items (each is a flag; see ``metrics`` and ``data`` for details):
+
+- RetFail ties: rank = 1 + #distractors scoring strictly above the true caption (``--tie-tol``
+  absorbs float rounding), so an identical-text distractor never hurts.
+- Distractor pools: ``--distractors`` (official 1000) drawn with ``np.random.RandomState(--seed)``,
+  forget pool first, as the official global-RNG calls after ``np.random.seed``; capped at the pool
+  size with a warning.
+- ACS: pair-similarity feature, permuted-text non-members, stratified ``--acs-test-fraction``
+  split, L2 logistic regression with ``--acs-c``; RNG = ``salmu.seeding.stream(seed, ...)``.
+- IdZSC: classes = forget_identity identities, prompt ``--idzsc-template``.
+- CoreAssoc: name from identities_metadata.json, value from the captions metadata ``value``.
+- GenKnow: synthetic zero-shot set (``--genknow``), class embedding = normalised mean over
+  ``--genknow-templates``; -1 when no parquet is given.
+
+Other choices: without ``--checkpoint`` the model is a seeded random init (smoke tests); without
+``--cache-dir`` embeddings are kept in memory only. An empty split's metric is NaN (written as the
+JSON token ``NaN``, which ``salmu.io.read_json`` reads back) with an ``EvaluationWarning``.
+
+``meta`` carries run facts (split sizes, distractor counts, encoder passes, timings);
+``pairs_per_second`` = rows of the four released splits / wall seconds of ``evaluate`` (benchmark
+load + encoding, model load included + metrics; not the Python start-up). Timings and pass counts
+are the only parts of the JSON that differ between two runs of the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from salmu.evaluate import data, encode, layout, metrics
+from salmu.io import write_json
+from salmu.seeding import stream
+
+DEFAULT_GENKNOW_TEMPLATES = ("a photo of a {}.", "a {}.")
+
+
+@dataclass
+class EvalConfig:
+    benchmark: str
+    model_dir: str
+    out: str
+    checkpoint: str | None = None
+    genknow: str | None = None
+    state: str | None = None
+    cache_dir: str | None = None
+    distractors: int = 1000
+    seed: int = 42
+    batch_size: int = 256
+    threads: int = 0
+    workers: int = 0
+    device: str = "auto"
+    acs_test_fraction: float = 0.5
+    acs_c: float = 1.0
+    idzsc_template: str = "a photo of {name}."
+    genknow_templates: list[str] = field(default_factory=lambda: list(DEFAULT_GENKNOW_TEMPLATES))
+    tie_tol: float = 1e-6
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--benchmark", required=True, help="benchmark dir (data/{split}-*.parquet + JSONs)")
+    add("--genknow", default=None, help="GenKnow parquet (synthetic zero-shot set); omit: -1")
+    add("--model-dir", required=True, help="open_clip model dir (open_clip_config.json)")
+    add("--checkpoint", default=None, help="checkpoint file; omit for a seeded random init")
+    add("--state", default=None, help="state name recorded in meta (default: checkpoint stem)")
+    add("--out", required=True, help="output evaluation JSON")
+    add("--cache-dir", default=None, help="embedding cache dir (default: no on-disk cache)")
+    add("--distractors", type=int, default=1000, help="distractors per pool (official 1000)")
+    add("--seed", type=int, default=42)
+    add("--batch-size", type=int, default=256)
+    add("--threads", type=int, default=0, help="torch.set_num_threads (0: leave torch's default)")
+    add(
+        "--workers",
+        type=int,
+        default=0,
+        help="image decode/preprocess threads (0: --threads if set, else 4)",
+    )
+    add("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add("--acs-test-fraction", type=float, default=0.5, help="ACS probe stratified test share")
+    add("--acs-c", type=float, default=1.0, help="ACS logistic regression inverse L2 strength")
+    add("--idzsc-template", default="a photo of {name}.", help="IdZSC prompt, with {name}")
+    add(
+        "--genknow-templates",
+        nargs="+",
+        default=list(DEFAULT_GENKNOW_TEMPLATES),
+        help="GenKnow prompt templates, each with {}",
+    )
+    add("--tie-tol", type=float, default=1e-6, help="RetFail: scores within this count as ties")
+
+
+def check_templates(cfg: EvalConfig) -> None:
+    try:
+        ok = "{name}" in cfg.idzsc_template and cfg.idzsc_template.format(name="x")
+    except (KeyError, IndexError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"--idzsc-template {cfg.idzsc_template!r}: expected a template whose "
+            "only field is {name}"
+        )
+    if not cfg.genknow_templates:
+        raise ValueError("--genknow-templates: expected at least one template")
+    for template in cfg.genknow_templates:
+        try:
+            ok = "{}" in template and template.format("x")
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"--genknow-templates {template!r}: expected a template whose only field is {{}}"
+            )
+
+
+def decode_workers(cfg: EvalConfig) -> int:
+    # Stay inside the scheduler's thread allotment (--threads) unless told otherwise.
+    if cfg.workers > 0:
+        return cfg.workers
+    return cfg.threads if cfg.threads > 0 else 4
+
+
+def genknow_prompts(classnames: list[str], templates: list[str]) -> list[str]:
+    """Class-major prompt list: prompts[c * len(templates) + t]."""
+    return [t.format(c) for c in classnames for t in templates]
+
+
+def compute_metrics(
+    bench: data.Benchmark,
+    images: dict[str, np.ndarray],
+    texts: encode.TextTable,
+    cfg: EvalConfig,
+    genknow: tuple | None = None,
+) -> dict:
+    """Every metric from cached embeddings; ``genknow = (image_emb, labels, classnames)``."""
+
+    def img(split: str) -> np.ndarray:
+        return images[data.BASE_OF[split]][bench.splits[split]["row"].to_numpy()]
+
+    def txt(split: str) -> np.ndarray:
+        return texts(bench.splits[split]["text"].to_list())
+
+    forget_img, forget_txt = img("forget"), txt("forget")
+    _, names, labels = data.idzsc_classes(bench)
+    name_value, value_name = data.core_assoc_texts(bench)
+    out = {
+        "ret_fail": metrics.ret_fail(
+            forget_img,
+            forget_txt,
+            texts(bench.forget_distractors + bench.retain_distractors),
+            cfg.tie_tol,
+        ),
+        "assoc_str": metrics.assoc_str(forget_img, forget_txt),
+        "acs": metrics.acs(
+            forget_img,
+            forget_txt,
+            stream(cfg.seed, "evaluate", "acs"),
+            cfg.acs_test_fraction,
+            cfg.acs_c,
+        ),
+        "id_zsc": metrics.id_zsc(
+            img("forget_identity"),
+            labels,
+            texts([cfg.idzsc_template.format(name=n) for n in names]),
+        ),
+        "core_assoc": metrics.core_assoc(forget_img, texts(name_value), texts(value_name)),
+        "inter_id_sim": metrics.pair_mean(
+            img("holdout_identity"), txt("holdout_identity"), "InterIdSim"
+        ),
+        "intra_id_sim": metrics.pair_mean(
+            img("holdout_association"), txt("holdout_association"), "IntraIdSim"
+        ),
+        "vis_id_int": metrics.pair_mean(img("retain_joint"), txt("retain_joint"), "VisIdInt"),
+        "frag_sim": metrics.pair_mean(img("fragile_set"), txt("fragile_set"), "FragSim"),
+        "genknow": None,
+    }
+    if genknow is not None:
+        gk_images, gk_labels, classnames = genknow
+        prompt_emb = texts(genknow_prompts(classnames, cfg.genknow_templates))
+        prompt_emb = prompt_emb.reshape(len(classnames), len(cfg.genknow_templates), -1)
+        out["genknow"] = metrics.gen_know(
+            gk_images, gk_labels, metrics.class_embeddings(prompt_emb)
+        )
+    return out
+
+
+def needed_texts(bench: data.Benchmark, cfg: EvalConfig, classnames: list[str]) -> set[str]:
+    """Every distinct text any metric will look up (encoded once, in one pass)."""
+    needed = set()
+    for split in data.BASE_SPLITS:
+        needed.update(bench.splits[split]["text"].to_list())
+    needed.update(bench.forget_distractors + bench.retain_distractors)
+    _, names, _ = data.idzsc_classes(bench)
+    needed.update(cfg.idzsc_template.format(name=n) for n in names)
+    for pair_texts in data.core_assoc_texts(bench):
+        needed.update(pair_texts)
+    needed.update(genknow_prompts(classnames, cfg.genknow_templates))
+    return needed
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run the whole evaluation and return the result dict (not written)."""
+    start = time.perf_counter()
+    check_templates(cfg)
+    device = encode.resolve_device(cfg.device)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    bench = data.load_benchmark(cfg.benchmark, cfg.distractors, cfg.seed)
+    gk_table, classnames = data.read_genknow_table(cfg.genknow) if cfg.genknow else (None, [])
+    key = encode.model_key(cfg.model_dir, cfg.checkpoint, cfg.seed, device)
+    cache = encode.EmbeddingCache(
+        cfg.cache_dir,
+        key,
+        info={
+            "model_dir": str(cfg.model_dir),
+            "checkpoint": cfg.checkpoint,
+            "precision": "amp" if device == "cuda" else "fp32",
+        },
+    )
+    encoder = encode.Encoder(
+        lambda: encode.load_model(cfg.model_dir, cfg.checkpoint, device, cfg.seed),
+        device,
+        cfg.batch_size,
+        decode_workers(cfg),
+    )
+    loaded = time.perf_counter()
+    try:
+        images = {}
+        for split in data.BASE_SPLITS:
+            shards = data.shard_paths(bench.root, split)
+            images[split] = cache.images(
+                split,
+                bench.splits[split]["file_name"].to_list(),
+                data.files_fingerprint(shards),
+                lambda split=split: data.iter_split_images(bench.root, split, cfg.batch_size),
+                encoder,
+            )
+        genknow = None
+        if gk_table is not None:
+            gk_images = cache.images(
+                "genknow",
+                gk_table["file_name"].to_list(),
+                data.files_fingerprint([Path(cfg.genknow)]),
+                lambda: data.iter_genknow_images(cfg.genknow, cfg.batch_size),
+                encoder,
+            )
+            genknow = (gk_images, gk_table["label"].to_numpy(), classnames)
+        texts = cache.texts(needed_texts(bench, cfg, classnames), encoder)
+    finally:
+        encoder.close()
+    encoded = time.perf_counter()
+    values = compute_metrics(bench, images, texts, cfg, genknow)
+    done = time.perf_counter()
+
+    n_pairs = sum(bench.splits[s].height for s in data.BASE_SPLITS)
+    stats = encoder.stats.as_dict()
+    seconds = {
+        "load": loaded - start,
+        "encode": encoded - loaded,
+        "metrics": done - encoded,
+        "total": done - start,
+    }
+    meta = {
+        "state": cfg.state or (Path(cfg.checkpoint).stem if cfg.checkpoint else "random-init"),
+        "checkpoint": cfg.checkpoint,
+        "model_dir": str(cfg.model_dir),
+        "model_key": key,
+        "device": device,
+        "seed": cfg.seed,
+        "distractors": {
+            "requested": cfg.distractors,
+            "forget": len(bench.forget_distractors),
+            "retain_disjoint": len(bench.retain_distractors),
+        },
+        "split_sizes": {**bench.sizes(), "genknow": 0 if gk_table is None else gk_table.height},
+        "idzsc_classes": len(data.idzsc_classes(bench)[1]),
+        "genknow_classes": len(classnames),
+        "settings": {
+            "acs_test_fraction": cfg.acs_test_fraction,
+            "acs_c": cfg.acs_c,
+            "idzsc_template": cfg.idzsc_template,
+            "genknow_templates": list(cfg.genknow_templates),
+            "tie_tol": cfg.tie_tol,
+        },
+        "encoder_passes": {k: v for k, v in stats.items() if k != "encode_seconds"},
+        "cached": stats["image_batches"] == 0 and stats["text_batches"] == 0,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "pairs": n_pairs,
+        "pairs_per_second": round(n_pairs / max(seconds["total"], 1e-9), 1),
+    }
+    return layout.build_result(meta=meta, **values)
+
+
+def _config_from_args(args: argparse.Namespace) -> EvalConfig:
+    return EvalConfig(
+        benchmark=args.benchmark,
+        model_dir=args.model_dir,
+        out=args.out,
+        checkpoint=args.checkpoint or None,
+        genknow=args.genknow or None,
+        state=args.state,
+        cache_dir=args.cache_dir or None,
+        distractors=args.distractors,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        workers=args.workers,
+        device=args.device,
+        acs_test_fraction=args.acs_test_fraction,
+        acs_c=args.acs_c,
+        idzsc_template=args.idzsc_template,
+        genknow_templates=list(args.genknow_templates),
+        tie_tol=args.tie_tol,
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    cfg = _config_from_args(args)
+    result = evaluate(cfg)
+    write_json(result, cfg.out)
+    meta, passes = result["meta"], result["meta"]["encoder_passes"]
+    print(
+        f"evaluate: encoder passes: {passes['image_batches']} image batches "
+        f"({passes['image_items']} images), {passes['text_batches']} text batches "
+        f"({passes['text_items']} texts); from cache: {passes['cached_images']} images, "
+        f"{passes['cached_texts']} texts"
+    )
+    flat = ", ".join(f"{k}={v:.4f}" for k, v in layout.flatten(result).items())
+    print(f"evaluate: {meta['state']}: {flat}")
+    print(
+        f"evaluate: wrote {cfg.out} ({meta['pairs']} pairs in {meta['seconds']['total']} s, "
+        f"{meta['pairs_per_second']} pairs/s)"
+    )
