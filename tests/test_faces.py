@@ -33,11 +33,29 @@ def faces_args(tmp_path, out="faces.parquet", **overrides) -> argparse.Namespace
     parser = argparse.ArgumentParser()
     faces.configure_parser(parser)
     argv = [
-        "--personas", str(tmp_path / "personas.parquet"), "--backend", "procedural",
-        "--images-per-identity", "3", "--generic-per-identity", "2",
-        "--anonymous-identities", "2", "--images-per-anonymous", "2", "--size", "64",
-        "--aspect-range", "0.75", "1.33", "--jpeg-quality", "90", "--seed", "7",
-        "--out", str(tmp_path / out),
+        "--personas",
+        str(tmp_path / "personas.parquet"),
+        "--backend",
+        "procedural",
+        "--images-per-identity",
+        "3",
+        "--generic-per-identity",
+        "2",
+        "--anonymous-identities",
+        "2",
+        "--images-per-anonymous",
+        "2",
+        "--size",
+        "64",
+        "--aspect-range",
+        "0.75",
+        "1.33",
+        "--jpeg-quality",
+        "90",
+        "--seed",
+        "7",
+        "--out",
+        str(tmp_path / out),
     ]
     args = parser.parse_args(argv)
     for key, value in overrides.items():
@@ -166,12 +184,14 @@ def test_bad_personas_are_rejected(tmp_path):
     pl.DataFrame({"identity_id": ["00000001"], "gender": ["female"]}).write_parquet(path)
     with pytest.raises(ValueError, match="age_band"):
         faces.load_personas(path)
-    pl.DataFrame({"identity_id": ["00000001"], "gender": ["robot"], "age_band": ["young"]}
-                 ).write_parquet(path)
+    pl.DataFrame(
+        {"identity_id": ["00000001"], "gender": ["robot"], "age_band": ["young"]}
+    ).write_parquet(path)
     with pytest.raises(ValueError, match="p.parquet.*robot"):
         faces.load_personas(path)
-    pl.DataFrame({"identity_id": ["1"], "gender": ["male"], "age_band": ["young"]}
-                 ).write_parquet(path)
+    pl.DataFrame({"identity_id": ["1"], "gender": ["male"], "age_band": ["young"]}).write_parquet(
+        path
+    )
     with pytest.raises(ValueError, match="8-digit"):
         faces.load_personas(path)
 
@@ -202,8 +222,16 @@ def test_identities_are_learnable_from_32px_pixels():
     """
     personas = [(1000 + i, GENDERS[i % 2], AGES[(i // 2) % 3]) for i in range(20)]
     frame = faces.build_faces(
-        personas, faces.get_backend("procedural"), n_sensitive=12, n_generic=0, n_anonymous=0,
-        n_anonymous_images=1, size=64, aspect_range=(0.75, 1.33), jpeg_quality=90, seed=11,
+        personas,
+        faces.get_backend("procedural"),
+        n_sensitive=12,
+        n_generic=0,
+        n_anonymous=0,
+        n_anonymous_images=1,
+        size=64,
+        aspect_range=(0.75, 1.33),
+        jpeg_quality=90,
+        seed=11,
     )
     x = np.stack([clip_view(d) for d in frame["image"]])
     y = frame["identity_id"].to_numpy()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,25 @@ def test_cli_writes_byte_identical_files(tmp_path):
     # A different seed gives different people.
     _, out4, _ = run_cli(tmp_path / "d", seed=8)
     assert read_parquet(out4)["name"].to_list() != read_parquet(out1)["name"].to_list()
+
+
+def test_every_locale_is_independent_of_the_hash_seed(tmp_path):
+    """Faker data built from sets (it_IT cities) would make regeneration depend on
+    PYTHONHASHSEED; run every table locale in two processes with different hash seeds."""
+    code = (
+        "import sys; from salmu import personas as P\n"
+        f"t = P.load_locale_table({str(TABLE)!r})\n"
+        "df = P.generate_personas(len(t) * 3, list(t.values()), ['example.com'], seed=2)\n"
+        "sys.stdout.write(df.write_csv())\n"
+    )
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
 
 
 def test_parquet_and_metadata_layout(tmp_path):

@@ -18,11 +18,24 @@ from salmu.seeding import stream
 def retain_args(tmp_path, suffix="", **overrides) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     retain.configure_parser(parser)
-    args = parser.parse_args([
-        "--n-pairs", "120", "--size", "64", "--genknow-images-per-class", "2", "--seed", "3",
-        "--jpeg-quality", "90", "--out-pairs", str(tmp_path / f"retain{suffix}.parquet"),
-        "--out-genknow", str(tmp_path / f"genknow{suffix}.parquet"),
-    ])
+    args = parser.parse_args(
+        [
+            "--n-pairs",
+            "120",
+            "--size",
+            "64",
+            "--genknow-images-per-class",
+            "2",
+            "--seed",
+            "3",
+            "--jpeg-quality",
+            "90",
+            "--out-pairs",
+            str(tmp_path / f"retain{suffix}.parquet"),
+            "--out-genknow",
+            str(tmp_path / f"genknow{suffix}.parquet"),
+        ]
+    )
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
@@ -32,7 +45,11 @@ def retain_args(tmp_path, suffix="", **overrides) -> argparse.Namespace:
 def outputs(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("retain")
     retain.run(retain_args(tmp_path))
-    return tmp_path, read_parquet(tmp_path / "retain.parquet"), read_parquet(tmp_path / "genknow.parquet")
+    return (
+        tmp_path,
+        read_parquet(tmp_path / "retain.parquet"),
+        read_parquet(tmp_path / "genknow.parquet"),
+    )
 
 
 def test_retain_table_layout(outputs):
@@ -46,11 +63,9 @@ def test_retain_table_layout(outputs):
 
 def test_captions_name_colour_and_shape(outputs):
     _, pairs, _ = outputs
-    phrase = re.compile(
-        r"\b(%s) (%s)\b" % ("|".join(retain.COLORS),
-                           "|".join(sorted({*retain.SHAPES, *map(retain.plural, retain.SHAPES)},
-                                           key=len, reverse=True)))
-    )
+    colors = "|".join(retain.COLORS)
+    shapes = "|".join(sorted({*retain.SHAPES, *map(retain.plural, retain.SHAPES)}, key=len)[::-1])
+    phrase = re.compile(rf"\b({colors}) ({shapes})\b")
     for text in pairs["text"]:
         assert phrase.search(text), text
         assert not re.search(r"\ba [aeiou]", text), text  # "an orange", never "a orange"
@@ -89,8 +104,9 @@ def test_byte_identical_rerun(outputs):
 def test_genknow_excludes_training_images():
     first = retain.build_genknow(1, 32, seed=0, jpeg_quality=90)
     # Pretend the first image of every class was a training image: all must be redrawn.
-    again = retain.build_genknow(1, 32, seed=0, jpeg_quality=90,
-                                 exclude=set(first["image"].to_list()))
+    again = retain.build_genknow(
+        1, 32, seed=0, jpeg_quality=90, exclude=set(first["image"].to_list())
+    )
     assert not set(first["image"].to_list()) & set(again["image"].to_list())
 
 
@@ -111,16 +127,19 @@ def test_objects_recognisable_at_32px():
     """
     frame = retain.build_genknow(8, 64, seed=5, jpeg_quality=90)
     names = frame["classname"].to_list()
-    pixels = np.stack([
-        np.asarray(open_image(d).resize((32, 32), Image.BICUBIC), np.float32) for d in frame["image"]
-    ])
+    pixels = np.stack(
+        [
+            np.asarray(open_image(d).resize((32, 32), Image.BICUBIC), np.float32)
+            for d in frame["image"]
+        ]
+    )
     colors = np.array([retain.COLORS[n.rsplit(" ", 1)[0]] for n in names], np.float32)
     masks = np.linalg.norm(pixels - colors[:, None, None, :], axis=-1) < 70
     assert masks.mean(axis=(1, 2)).min() >= 0.03  # even a small star covers 30+ pixels
 
     def silhouette(mask):
         ys, xs = np.nonzero(mask)
-        box = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.uint8) * 255
+        box = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8) * 255
         return np.asarray(Image.fromarray(box).resize((12, 12), Image.BILINEAR), np.float32).ravel()
 
     features = np.stack([silhouette(m) for m in masks])

@@ -3,6 +3,7 @@ rule retain:
         pairs="results/{run}/data/retain.parquet",
         genknow="results/{run}/data/genknow.parquet",
     params:
+        backend=config["retain"]["backend"],
         n=config["retain"]["n_pairs"],
         size=config["retain"]["size"],
         per_class=config["retain"]["genknow_images_per_class"],
@@ -17,7 +18,7 @@ rule retain:
         mem_mb=4000,
         runtime=30,
     shell:
-        "salmu retain --n-pairs {params.n} --size {params.size}"
+        "salmu retain --backend {params.backend} --n-pairs {params.n} --size {params.size}"
         " --genknow-images-per-class {params.per_class} --jpeg-quality {params.quality}"
         " --seed {params.seed} --out-pairs {output.pairs} --out-genknow {output.genknow}"
         " > {log} 2>&1"

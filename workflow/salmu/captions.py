@@ -61,7 +61,7 @@ HAIR_PHRASES = {
     "bald": "a bald head",
     "shaved": "a shaved head",
     "buzz cut": "{a_color} buzz cut",
-    "side part": "{color} hair with a side part",
+    "side part": "side-parted {color} hair",
     "afro": "{a_color} afro",
     "mohawk": "{a_color} mohawk",
     "bob": "{a_color} bob",
@@ -325,6 +325,8 @@ def build_captions(
     """One caption per image; columns COLUMNS, sorted by file_name."""
     people = {row["identity_id"]: row for row in personas.iter_rows(named=True)}
     check_faces(faces, people, source)
+    if not attributes:
+        raise ValueError("--attributes: at least one attribute type is needed")
     faces = faces.sort("file_name")
 
     # Attribute per sensitive image: identity by identity, in image_idx order.
@@ -355,12 +357,14 @@ def build_captions(
         }
         if kind == "sensitive":
             field = field_of[file_name]
+            if person.get(field) in (None, ""):
+                raise ValueError(f"personas: identity {identity_id} has no {field!r} value")
             value = display_value(field, str(person[field]))
             style, template = pick_template(bank, field, file_name, seed)
             text = render_sensitive(template, person["name"], person["gender"], value)
             row.update(data_field=field, value=value, style=style, text=text)
         rows.append(row)
-    return pl.DataFrame(rows, schema={c: pl.String for c in COLUMNS}, orient="row")
+    return pl.DataFrame(rows, schema={c: pl.String for c in COLUMNS})
 
 
 # --------------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ _BACKGROUND_BASE: dict[str, RGB] = {
     "brick red": (168, 70, 56),
 }
 
+
 def _mute(color: RGB, amount: float) -> RGB:
     return tuple(int(round(amount * 128 + (1 - amount) * c)) for c in color)
 
@@ -156,31 +157,75 @@ DISTINCT_TRAITS = ("skin_tone", "hair_color", "hair_style", "glasses")
 # distinctness search below still spreads identities over the whole trait space.
 _STYLE_WEIGHTS: dict[str, dict[str, float]] = {
     "female": {
-        "buzz cut": 0.3, "short": 1.5, "side part": 0.5, "spiky": 0.2, "curly": 1.5,
-        "afro": 1.0, "mohawk": 0.1, "bob": 2.0, "long straight": 2.5, "long wavy": 2.0,
-        "ponytail": 2.0, "bun": 1.5,
+        "buzz cut": 0.3,
+        "short": 1.5,
+        "side part": 0.5,
+        "spiky": 0.2,
+        "curly": 1.5,
+        "afro": 1.0,
+        "mohawk": 0.1,
+        "bob": 2.0,
+        "long straight": 2.5,
+        "long wavy": 2.0,
+        "ponytail": 2.0,
+        "bun": 1.5,
     },
     "male": {
-        "bald": 1.0, "buzz cut": 2.0, "short": 2.5, "side part": 2.0, "spiky": 1.0,
-        "curly": 1.5, "afro": 1.0, "mohawk": 0.4, "bob": 0.1, "long straight": 0.5,
-        "long wavy": 0.3, "ponytail": 0.4, "bun": 0.4,
+        "bald": 1.0,
+        "buzz cut": 2.0,
+        "short": 2.5,
+        "side part": 2.0,
+        "spiky": 1.0,
+        "curly": 1.5,
+        "afro": 1.0,
+        "mohawk": 0.4,
+        "bob": 0.1,
+        "long straight": 0.5,
+        "long wavy": 0.3,
+        "ponytail": 0.4,
+        "bun": 0.4,
     },
 }
 _HAIR_WEIGHTS: dict[str, dict[str, float]] = {
     "young": {
-        "black": 3, "dark brown": 3, "chestnut": 2, "auburn": 1.5, "copper red": 1,
-        "golden blonde": 2, "platinum blonde": 1, "dyed blue": 0.6, "dyed pink": 0.6,
+        "black": 3,
+        "dark brown": 3,
+        "chestnut": 2,
+        "auburn": 1.5,
+        "copper red": 1,
+        "golden blonde": 2,
+        "platinum blonde": 1,
+        "dyed blue": 0.6,
+        "dyed pink": 0.6,
         "dyed green": 0.4,
     },
     "middle-aged": {
-        "black": 3, "dark brown": 3, "chestnut": 2, "auburn": 1.2, "copper red": 0.8,
-        "golden blonde": 1.5, "platinum blonde": 0.7, "gray": 1.5, "white": 0.2,
-        "dyed blue": 0.15, "dyed pink": 0.15, "dyed green": 0.1,
+        "black": 3,
+        "dark brown": 3,
+        "chestnut": 2,
+        "auburn": 1.2,
+        "copper red": 0.8,
+        "golden blonde": 1.5,
+        "platinum blonde": 0.7,
+        "gray": 1.5,
+        "white": 0.2,
+        "dyed blue": 0.15,
+        "dyed pink": 0.15,
+        "dyed green": 0.1,
     },
     "older": {
-        "black": 1, "dark brown": 1, "chestnut": 0.5, "auburn": 0.3, "copper red": 0.2,
-        "golden blonde": 0.3, "platinum blonde": 1, "gray": 4, "white": 3, "dyed blue": 0.05,
-        "dyed pink": 0.05, "dyed green": 0.05,
+        "black": 1,
+        "dark brown": 1,
+        "chestnut": 0.5,
+        "auburn": 0.3,
+        "copper red": 0.2,
+        "golden blonde": 0.3,
+        "platinum blonde": 1,
+        "gray": 4,
+        "white": 3,
+        "dyed blue": 0.05,
+        "dyed pink": 0.05,
+        "dyed green": 0.05,
     },
 }
 _GLASSES_P = {"young": 0.3, "middle-aged": 0.4, "older": 0.55}
@@ -387,8 +432,9 @@ class _Painter:
         self.polygon(np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1), fill)
 
     def line(self, pts, fill, width: float) -> None:
-        self.draw.line(self._tx(pts), fill=fill, width=max(1, round(width * self.scale)),
-                       joint="curve")
+        self.draw.line(
+            self._tx(pts), fill=fill, width=max(1, round(width * self.scale)), joint="curve"
+        )
 
 
 def _superellipse(cx, cy, a, b, n, taper, theta) -> np.ndarray:
@@ -412,8 +458,10 @@ class ProceduralFaceBackend:
         ss = int(min(4, max(2, 256 // max(width, height))))
         # The background gradient is smooth: compute it at output size, upscale for drawing.
         canvas = Image.fromarray(_gradient(variation, width, height), "RGB").resize(
-            (width * ss, height * ss), Image.BILINEAR)
-        u = min(width, height) * variation["zoom"] * FACE_SCALE  # the face is sized by the short side
+            (width * ss, height * ss), Image.BILINEAR
+        )
+        # The face is sized by the short side, which is what survives CLIP's centre crop.
+        u = min(width, height) * variation["zoom"] * FACE_SCALE
         cx = width / 2 + variation["offset_x"] * min(width, height)
         cy = height / 2 - 0.01 * u + variation["offset_y"] * min(width, height)
         painter = _Painter(canvas, ss, (cx, cy), variation["tilt"])
@@ -425,10 +473,13 @@ class ProceduralFaceBackend:
 BACKENDS: dict[str, type] = {"procedural": ProceduralFaceBackend}
 
 
-def get_backend(name: str) -> FaceBackend:
+def get_backend(name: str, **options: Any) -> FaceBackend:
+    """Instantiate a registered backend; ``options`` go to its constructor (model paths, ...)."""
     if name not in BACKENDS:
-        raise ValueError(f"--backend {name!r}: unknown face backend; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[name]()
+        raise ValueError(
+            f"--backend {name!r}: unknown face backend; choose one of {sorted(BACKENDS)}"
+        )
+    return BACKENDS[name](**options)
 
 
 def _gradient(variation: dict[str, Any], width: int, height: int) -> np.ndarray:
@@ -461,10 +512,15 @@ def _relight(pixels: np.ndarray, variation: dict[str, Any]) -> np.ndarray:
 # Hair styles drawn as a cap over the head: (thickness in u, how low the sides reach in radians,
 # hairline points as (x in half-widths, y in half-heights) from the left side to the right side).
 _CAPS: dict[str, tuple[float, float, list[tuple[float, float]]]] = {
-    "buzz cut": (0.015, 0.0, [(-0.96, 0.0), (-0.7, -0.55), (0.0, -0.62), (0.7, -0.55), (0.96, 0.0)]),
+    "buzz cut": (
+        0.015,
+        0.0,
+        [(-0.96, 0.0), (-0.7, -0.55), (0.0, -0.62), (0.7, -0.55), (0.96, 0.0)],
+    ),
     "short": (0.05, 0.12, [(-0.94, 0.1), (-0.75, -0.42), (0.0, -0.5), (0.75, -0.42), (0.94, 0.1)]),
     "side part": (
-        0.075, 0.12,
+        0.075,
+        0.12,
         [(-0.94, 0.1), (-0.8, -0.5), (-0.45, -0.66), (0.2, -0.48), (0.8, -0.3), (0.94, 0.1)],
     ),
     "spiky": (0.05, 0.08, [(-0.94, 0.05), (-0.7, -0.5), (0.0, -0.58), (0.7, -0.5), (0.94, 0.05)]),
@@ -473,16 +529,36 @@ _CAPS: dict[str, tuple[float, float, list[tuple[float, float]]]] = {
     "mohawk": (0.012, 0.0, [(-0.96, 0.0), (-0.7, -0.55), (0.0, -0.62), (0.7, -0.55), (0.96, 0.0)]),
     "bob": (0.07, 1.0, [(-0.97, 0.62), (-0.86, -0.3), (0.86, -0.3), (0.97, 0.62)]),
     "long straight": (
-        0.06, 1.2,
-        [(-0.97, 0.9), (-0.78, 0.0), (-0.45, -0.55), (0.0, -0.72), (0.45, -0.55), (0.78, 0.0),
-         (0.97, 0.9)],
+        0.06,
+        1.2,
+        [
+            (-0.97, 0.9),
+            (-0.78, 0.0),
+            (-0.45, -0.55),
+            (0.0, -0.72),
+            (0.45, -0.55),
+            (0.78, 0.0),
+            (0.97, 0.9),
+        ],
     ),
     "long wavy": (
-        0.08, 1.2,
-        [(-0.97, 0.9), (-0.76, 0.05), (-0.5, -0.5), (0.0, -0.6), (0.5, -0.5), (0.76, 0.05),
-         (0.97, 0.9)],
+        0.08,
+        1.2,
+        [
+            (-0.97, 0.9),
+            (-0.76, 0.05),
+            (-0.5, -0.5),
+            (0.0, -0.6),
+            (0.5, -0.5),
+            (0.76, 0.05),
+            (0.97, 0.9),
+        ],
     ),
-    "ponytail": (0.03, 0.05, [(-0.95, 0.05), (-0.7, -0.58), (0.0, -0.66), (0.7, -0.58), (0.95, 0.05)]),
+    "ponytail": (
+        0.03,
+        0.05,
+        [(-0.95, 0.05), (-0.7, -0.58), (0.0, -0.66), (0.7, -0.58), (0.95, 0.05)],
+    ),
     "bun": (0.03, 0.05, [(-0.95, 0.05), (-0.7, -0.58), (0.0, -0.66), (0.7, -0.58), (0.95, 0.05)]),
 }
 
@@ -500,13 +576,22 @@ def _draw_person(p: _Painter, look: dict[str, Any], var: dict[str, Any], cx, cy,
     _draw_hair_back(p, style, hair, cx, cy, a, b, u)
 
     # Neck and shoulders; the shirt reaches past the frame so tilting never shows its edge.
-    p.polygon([(cx - 0.45 * a, cy + 0.4 * b), (cx + 0.45 * a, cy + 0.4 * b),
-               (cx + 0.5 * a, cy + b + 0.2 * u), (cx - 0.5 * a, cy + b + 0.2 * u)], dark_skin)
+    p.polygon(
+        [
+            (cx - 0.45 * a, cy + 0.4 * b),
+            (cx + 0.45 * a, cy + 0.4 * b),
+            (cx + 0.5 * a, cy + b + 0.2 * u),
+            (cx - 0.5 * a, cy + b + 0.2 * u),
+        ],
+        dark_skin,
+    )
     shirt = SHIRT_COLORS[var["shirt_color"]]
     top = cy + b + 0.08 * u
     p.ellipse(cx, top + 0.5 * u, 0.62 * u, 0.5 * u, shirt)
-    p.polygon([(cx - 0.3 * a, top - 0.01 * u), (cx + 0.3 * a, top - 0.01 * u),
-               (cx, top + 0.12 * u)], dark_skin)
+    p.polygon(
+        [(cx - 0.3 * a, top - 0.01 * u), (cx + 0.3 * a, top - 0.01 * u), (cx, top + 0.12 * u)],
+        dark_skin,
+    )
 
     # Ears, then the head.
     for side in (-1, 1):
@@ -520,8 +605,11 @@ def _draw_person(p: _Painter, look: dict[str, Any], var: dict[str, Any], cx, cy,
         lines = 2 if look["age_band"] == "older" else 1
         for k in range(lines):
             y = cy - (0.42 + 0.1 * k) * b
-            p.line([(cx - 0.35 * a + yaw, y), (cx + yaw, y - 0.02 * b), (cx + 0.35 * a + yaw, y)],
-                   _shade(skin, 0.78 if lines == 2 else 0.85), 0.012 * u)
+            p.line(
+                [(cx - 0.35 * a + yaw, y), (cx + yaw, y - 0.02 * b), (cx + 0.35 * a + yaw, y)],
+                _shade(skin, 0.78 if lines == 2 else 0.85),
+                0.012 * u,
+            )
 
     # Eyes and brows.
     eye_y = cy - 0.05 * b
@@ -533,35 +621,76 @@ def _draw_person(p: _Painter, look: dict[str, Any], var: dict[str, Any], cx, cy,
         p.ellipse(ex + 0.3 * yaw, eye_y, eye_r * 0.62, eye_r * 0.62, EYE_COLORS[look["eye_color"]])
         p.ellipse(ex + 0.3 * yaw, eye_y, eye_r * 0.3, eye_r * 0.3, (10, 10, 12))
         if look["gender"] == "female":  # lash line
-            p.line([(ex - eye_r * 1.3, eye_y - 0.1 * eye_r), (ex, eye_y - 0.8 * eye_r),
-                    (ex + eye_r * 1.3, eye_y - 0.1 * eye_r)], (20, 16, 16), 0.014 * u)
-        p.line([(ex - side * 0.2 * a, eye_y - 0.2 * b), (ex + side * 0.05 * a, eye_y - 0.27 * b),
-                (ex + side * 0.22 * a, eye_y - 0.22 * b)], brow, 0.03 * u)
+            p.line(
+                [
+                    (ex - eye_r * 1.3, eye_y - 0.1 * eye_r),
+                    (ex, eye_y - 0.8 * eye_r),
+                    (ex + eye_r * 1.3, eye_y - 0.1 * eye_r),
+                ],
+                (20, 16, 16),
+                0.014 * u,
+            )
+        p.line(
+            [
+                (ex - side * 0.2 * a, eye_y - 0.2 * b),
+                (ex + side * 0.05 * a, eye_y - 0.27 * b),
+                (ex + side * 0.22 * a, eye_y - 0.22 * b),
+            ],
+            brow,
+            0.03 * u,
+        )
 
     # Nose.
-    p.line([(cx + yaw, cy + 0.05 * b), (cx + 0.08 * a + yaw, cy + 0.3 * b),
-            (cx - 0.06 * a + yaw, cy + 0.34 * b)], _shade(skin, 0.72), 0.016 * u)
+    p.line(
+        [
+            (cx + yaw, cy + 0.05 * b),
+            (cx + 0.08 * a + yaw, cy + 0.3 * b),
+            (cx - 0.06 * a + yaw, cy + 0.34 * b),
+        ],
+        _shade(skin, 0.72),
+        0.016 * u,
+    )
 
     if look["beard"]:
         t = np.linspace(0.12, np.pi - 0.12, 36)
         jaw = _superellipse(cx, cy, a * 1.02, b * 1.03, n_exp, taper, t)
-        upper = [(cx - 0.7 * a + yaw, cy + 0.3 * b), (cx - 0.3 * a + yaw, cy + 0.38 * b),
-                 (cx + yaw, cy + 0.36 * b), (cx + 0.3 * a + yaw, cy + 0.38 * b),
-                 (cx + 0.7 * a + yaw, cy + 0.3 * b)]
+        upper = [
+            (cx - 0.7 * a + yaw, cy + 0.3 * b),
+            (cx - 0.3 * a + yaw, cy + 0.38 * b),
+            (cx + yaw, cy + 0.36 * b),
+            (cx + 0.3 * a + yaw, cy + 0.38 * b),
+            (cx + 0.7 * a + yaw, cy + 0.3 * b),
+        ]
         p.polygon(np.concatenate([jaw, np.array(upper)]), _shade(hair, 0.9))
 
     # Mouth.
     mouth_y = cy + 0.55 * b
     lips = _mix((186, 60, 72), skin, 0.55) if look["gender"] == "female" else _shade(skin, 0.65)
     if var["expression"] == "smile":
-        p.polygon([(cx - 0.3 * a + yaw, mouth_y - 0.04 * b), (cx + 0.3 * a + yaw, mouth_y - 0.04 * b),
-                   (cx + 0.12 * a + yaw, mouth_y + 0.1 * b), (cx - 0.12 * a + yaw, mouth_y + 0.1 * b)],
-                  lips)
-        p.line([(cx - 0.22 * a + yaw, mouth_y - 0.01 * b), (cx + 0.22 * a + yaw, mouth_y - 0.01 * b)],
-               (240, 240, 235), 0.012 * u)
+        p.polygon(
+            [
+                (cx - 0.3 * a + yaw, mouth_y - 0.04 * b),
+                (cx + 0.3 * a + yaw, mouth_y - 0.04 * b),
+                (cx + 0.12 * a + yaw, mouth_y + 0.1 * b),
+                (cx - 0.12 * a + yaw, mouth_y + 0.1 * b),
+            ],
+            lips,
+        )
+        p.line(
+            [(cx - 0.22 * a + yaw, mouth_y - 0.01 * b), (cx + 0.22 * a + yaw, mouth_y - 0.01 * b)],
+            (240, 240, 235),
+            0.012 * u,
+        )
     else:
-        p.line([(cx - 0.24 * a + yaw, mouth_y), (cx + yaw, mouth_y + 0.03 * b),
-                (cx + 0.24 * a + yaw, mouth_y)], lips, 0.028 * u)
+        p.line(
+            [
+                (cx - 0.24 * a + yaw, mouth_y),
+                (cx + yaw, mouth_y + 0.03 * b),
+                (cx + 0.24 * a + yaw, mouth_y),
+            ],
+            lips,
+            0.028 * u,
+        )
 
     if look["glasses"]:
         # A bold dark band: thick frames and tinted lenses stay visible at 32 px.
@@ -572,10 +701,16 @@ def _draw_person(p: _Painter, look: dict[str, Any], var: dict[str, Any], cx, cy,
             lens = _superellipse(ex, eye_y, 0.3 * a, 0.2 * b, 4.0, 0.0, t)
             p.polygon(lens, (20, 20, 30, 80))
             p.line(np.concatenate([lens, lens[:1]]), frame, 0.035 * u)
-            p.line([(ex + side * 0.3 * a, eye_y - 0.05 * b), (cx + side * 0.98 * a, eye_y)],
-                   frame, 0.025 * u)
-        p.line([(cx - 0.1 * a + yaw, eye_y - 0.03 * b), (cx + 0.1 * a + yaw, eye_y - 0.03 * b)],
-               frame, 0.03 * u)
+            p.line(
+                [(ex + side * 0.3 * a, eye_y - 0.05 * b), (cx + side * 0.98 * a, eye_y)],
+                frame,
+                0.025 * u,
+            )
+        p.line(
+            [(cx - 0.1 * a + yaw, eye_y - 0.03 * b), (cx + 0.1 * a + yaw, eye_y - 0.03 * b)],
+            frame,
+            0.03 * u,
+        )
 
 
 def _bumps(p: _Painter, pts: np.ndarray, r: float, color) -> None:
@@ -592,8 +727,15 @@ def _draw_hair_back(p: _Painter, style, hair, cx, cy, a, b, u) -> None:
         _bumps(p, rim, 0.07 * u, hair)
     elif style in ("long straight", "long wavy"):
         bottom = cy + 1.45 * b
-        p.polygon([(cx - 1.28 * a, cy - 0.3 * b), (cx + 1.28 * a, cy - 0.3 * b),
-                   (cx + 1.38 * a, bottom), (cx - 1.38 * a, bottom)], hair)
+        p.polygon(
+            [
+                (cx - 1.28 * a, cy - 0.3 * b),
+                (cx + 1.28 * a, cy - 0.3 * b),
+                (cx + 1.38 * a, bottom),
+                (cx - 1.38 * a, bottom),
+            ],
+            hair,
+        )
         p.ellipse(cx, cy - 0.3 * b, 1.28 * a, 0.95 * b, hair)
         if style == "long wavy":
             ys = np.linspace(cy - 0.4 * b, bottom, 7)
@@ -601,8 +743,15 @@ def _draw_hair_back(p: _Painter, style, hair, cx, cy, a, b, u) -> None:
                 xs = cx + side * (1.34 * a + 0.06 * u * np.sin(np.arange(7) * 1.7))
                 _bumps(p, np.stack([xs, ys], axis=1), 0.08 * u, hair)
     elif style == "bob":
-        p.polygon([(cx - 1.22 * a, cy - 0.3 * b), (cx + 1.22 * a, cy - 0.3 * b),
-                   (cx + 1.22 * a, cy + 0.62 * b), (cx - 1.22 * a, cy + 0.62 * b)], hair)
+        p.polygon(
+            [
+                (cx - 1.22 * a, cy - 0.3 * b),
+                (cx + 1.22 * a, cy - 0.3 * b),
+                (cx + 1.22 * a, cy + 0.62 * b),
+                (cx - 1.22 * a, cy + 0.62 * b),
+            ],
+            hair,
+        )
         p.ellipse(cx, cy - 0.3 * b, 1.22 * a, 0.95 * b, hair)
     elif style == "ponytail":
         p.ellipse(cx + 1.15 * a, cy + 0.25 * b, 0.3 * a, 0.8 * b, hair)
@@ -629,29 +778,57 @@ def _draw_hair_front(p: _Painter, style, hair, skin, cx, cy, a, b, u, n_exp) -> 
     cap = np.concatenate([arc, inner])
     p.polygon(cap, color)
     if style == "mohawk":
-        p.polygon([(cx - 0.2 * a, cy - 0.55 * b), (cx - 0.22 * a, cy - b - 0.12 * u),
-                   (cx, cy - b - 0.2 * u), (cx + 0.22 * a, cy - b - 0.12 * u),
-                   (cx + 0.2 * a, cy - 0.55 * b)], hair)
+        p.polygon(
+            [
+                (cx - 0.2 * a, cy - 0.55 * b),
+                (cx - 0.22 * a, cy - b - 0.12 * u),
+                (cx, cy - b - 0.2 * u),
+                (cx + 0.22 * a, cy - b - 0.12 * u),
+                (cx + 0.2 * a, cy - 0.55 * b),
+            ],
+            hair,
+        )
     elif style == "spiky":
         for k in range(-2, 3):
             x0 = cx + k * 0.36 * a
             base_y = cy - b * math.sqrt(max(0.0, 1 - (k * 0.36) ** 2)) - 0.02 * u
-            p.polygon([(x0 - 0.2 * a, base_y + 0.06 * u), (x0 + 0.04 * a, base_y - 0.11 * u),
-                       (x0 + 0.2 * a, base_y + 0.06 * u)], hair)
+            p.polygon(
+                [
+                    (x0 - 0.2 * a, base_y + 0.06 * u),
+                    (x0 + 0.04 * a, base_y - 0.11 * u),
+                    (x0 + 0.2 * a, base_y + 0.06 * u),
+                ],
+                hair,
+            )
     elif style in ("curly", "afro"):
         _bumps(p, arc[::3], 0.055 * u, hair)
-        fringe = np.array([(cx + x * a, cy + y * b) for x, y in np.linspace(hairline[1], hairline[-2], 5)])
+        fringe = np.array(
+            [(cx + x * a, cy + y * b) for x, y in np.linspace(hairline[1], hairline[-2], 5)]
+        )
         _bumps(p, fringe, 0.05 * u, _shade(hair, 0.85))
     elif style == "side part":
-        p.line([(cx - 0.45 * a, cy - 0.66 * b), (cx - 0.5 * a, cy - b - 0.05 * u)],
-               _shade(hair, 0.7) if sum(hair) > 120 else _mix((90, 90, 90), hair, 0.3), 0.012 * u)
+        p.line(
+            [(cx - 0.45 * a, cy - 0.66 * b), (cx - 0.5 * a, cy - b - 0.05 * u)],
+            _shade(hair, 0.7) if sum(hair) > 120 else _mix((90, 90, 90), hair, 0.3),
+            0.012 * u,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------------------------
 
-COLUMNS = ("file_name", "identity_id", "kind", "image_idx", "aspect", "width", "height", "image", "look")
+COLUMNS = (
+    "file_name",
+    "identity_id",
+    "kind",
+    "image_idx",
+    "aspect",
+    "width",
+    "height",
+    "image",
+    "look",
+)
 SCHEMA = {
     "file_name": pl.String,
     "identity_id": pl.String,
@@ -673,8 +850,10 @@ def load_personas(path: str | Path) -> list[tuple[int, str, str]]:
         if not isinstance(ident, str) or len(ident) != 8 or not ident.isdigit():
             raise ValueError(f"{path}: identity_id {ident!r} is not an 8-digit string")
         if int(ident) >= ANONYMOUS_BASE:
-            raise ValueError(f"{path}: identity_id {ident} collides with the anonymous range "
-                             f"(>= {ANONYMOUS_BASE})")
+            raise ValueError(
+                f"{path}: identity_id {ident} collides with the anonymous range "
+                f"(>= {ANONYMOUS_BASE})"
+            )
         if gender not in GENDERS:
             raise ValueError(f"{path}: identity {ident}: gender {gender!r} not in {list(GENDERS)}")
         if age not in AGE_BANDS:
@@ -687,8 +866,11 @@ def load_personas(path: str | Path) -> list[tuple[int, str, str]]:
 
 
 def image_plan(
-    personas: list[tuple[int, str, str]], n_sensitive: int, n_generic: int,
-    anonymous: list[tuple[int, str, str]], n_anonymous_images: int,
+    personas: list[tuple[int, str, str]],
+    n_sensitive: int,
+    n_generic: int,
+    anonymous: list[tuple[int, str, str]],
+    n_anonymous_images: int,
 ) -> list[tuple[int, bool, str, int]]:
     """Every image to render as ``(identity_number, is_persona, kind, image_idx)``."""
     plan = []
@@ -701,8 +883,13 @@ def image_plan(
 
 
 def render_image(
-    backend: FaceBackend, look: dict[str, Any], number: int, image_idx: int, size: int,
-    aspect_range: tuple[float, float], seed: int,
+    backend: FaceBackend,
+    look: dict[str, Any],
+    number: int,
+    image_idx: int,
+    size: int,
+    aspect_range: tuple[float, float],
+    seed: int,
 ) -> tuple[Image.Image, float, dict[str, Any]]:
     """One image of one identity; returns ``(image, realised aspect, variation)``."""
     rng = stream(seed, "faces", "image", f"{number:08d}", image_idx)
@@ -710,15 +897,26 @@ def render_image(
     variation = draw_variation(rng)
     image = backend.render(look, variation, width, height)
     if image.size != (width, height):
-        raise ValueError(f"backend {backend.name!r} returned {image.size}, expected {(width, height)}")
+        raise ValueError(
+            f"backend {backend.name!r} returned {image.size}, expected {(width, height)}"
+        )
     # The realised aspect (after rounding to whole pixels) names the file, so name and pixels agree.
     return image, width / height, variation
 
 
 def build_faces(
-    personas: list[tuple[int, str, str]], backend: FaceBackend, *, n_sensitive: int,
-    n_generic: int, n_anonymous: int, n_anonymous_images: int, size: int,
-    aspect_range: tuple[float, float], jpeg_quality: int, seed: int, progress: bool = False,
+    personas: list[tuple[int, str, str]],
+    backend: FaceBackend,
+    *,
+    n_sensitive: int,
+    n_generic: int,
+    n_anonymous: int,
+    n_anonymous_images: int,
+    size: int,
+    aspect_range: tuple[float, float],
+    jpeg_quality: int,
+    seed: int,
+    progress: bool = False,
 ) -> pl.DataFrame:
     """Render every image and return the faces table (sorted by file_name)."""
     anonymous = anonymous_people(n_anonymous, seed)
@@ -732,7 +930,9 @@ def build_faces(
         bar = tqdm(total=len(personas) + len(anonymous), unit="identity", file=sys.stderr)
     for number, is_persona, kind, idx in plan:
         look = looks[number]
-        image, aspect, variation = render_image(backend, look, number, idx, size, aspect_range, seed)
+        image, aspect, variation = render_image(
+            backend, look, number, idx, size, aspect_range, seed
+        )
         rows["file_name"].append(face_file_name(number, idx, aspect))
         rows["identity_id"].append(f"{number:08d}" if is_persona else None)
         rows["kind"].append(kind)
@@ -741,7 +941,9 @@ def build_faces(
         rows["width"].append(image.width)
         rows["height"].append(image.height)
         rows["image"].append(jpeg_bytes(image, jpeg_quality))
-        record = dict(look, background=variation["background"], shirt_color=variation["shirt_color"])
+        record = dict(
+            look, background=variation["background"], shirt_color=variation["shirt_color"]
+        )
         rows["look"].append(json.dumps(record, sort_keys=True))
         last = idx == (n_sensitive + n_generic - 1 if is_persona else n_anonymous_images - 1)
         if bar is not None and last:
@@ -751,15 +953,17 @@ def build_faces(
     return pl.DataFrame(rows, schema=SCHEMA).sort("file_name")
 
 
-def contact_sheet(frame: pl.DataFrame, n_identities: int = 8, n_images: int = 8,
-                  cell: int | None = None) -> Image.Image:
+def contact_sheet(
+    frame: pl.DataFrame, n_identities: int = 8, n_images: int = 8, cell: int | None = None
+) -> Image.Image:
     """A grid, one row per identity (personas first, then anonymous), for a person to look at."""
     frame = frame.with_columns(pl.col("file_name").str.slice(0, 8).alias("_who"))
     who = frame["_who"].unique(maintain_order=True).to_list()[:n_identities]
     cell = cell or int(max(frame["width"].max(), frame["height"].max()))
     gap = 2
-    sheet = Image.new("RGB", (n_images * (cell + gap) + gap, len(who) * (cell + gap) + gap),
-                      (255, 255, 255))
+    sheet = Image.new(
+        "RGB", (n_images * (cell + gap) + gap, len(who) * (cell + gap) + gap), (255, 255, 255)
+    )
     for r, ident in enumerate(who):
         images = frame.filter(pl.col("_who") == ident).sort("image_idx")["image"].to_list()
         for c, data in enumerate(images[:n_images]):
@@ -777,18 +981,40 @@ def contact_sheet(frame: pl.DataFrame, n_identities: int = 8, n_images: int = 8,
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--personas", required=True, help="personas.parquet (identity_id, gender, age_band)")
-    parser.add_argument("--backend", default="procedural", help=f"face renderer: {sorted(BACKENDS)}")
-    parser.add_argument("--images-per-identity", type=int, required=True,
-                        help="sensitive images per persona (image_idx 0..N-1)")
-    parser.add_argument("--generic-per-identity", type=int, default=0,
-                        help="generic images per persona (image_idx N..N+G-1)")
-    parser.add_argument("--anonymous-identities", type=int, default=0,
-                        help="people who are not personas (identity_id null)")
+    parser.add_argument(
+        "--personas", required=True, help="personas.parquet (identity_id, gender, age_band)"
+    )
+    parser.add_argument(
+        "--backend", default="procedural", help=f"face renderer: {sorted(BACKENDS)}"
+    )
+    parser.add_argument(
+        "--images-per-identity",
+        type=int,
+        required=True,
+        help="sensitive images per persona (image_idx 0..N-1)",
+    )
+    parser.add_argument(
+        "--generic-per-identity",
+        type=int,
+        default=0,
+        help="generic images per persona (image_idx N..N+G-1)",
+    )
+    parser.add_argument(
+        "--anonymous-identities",
+        type=int,
+        default=0,
+        help="people who are not personas (identity_id null)",
+    )
     parser.add_argument("--images-per-anonymous", type=int, default=1)
     parser.add_argument("--size", type=int, default=64, help="longest image side in pixels")
-    parser.add_argument("--aspect-range", type=float, nargs=2, default=(0.75, 1.33),
-                        metavar=("MIN", "MAX"), help="width/height drawn uniformly in [MIN, MAX]")
+    parser.add_argument(
+        "--aspect-range",
+        type=float,
+        nargs=2,
+        default=(0.75, 1.33),
+        metavar=("MIN", "MAX"),
+        help="width/height drawn uniformly in [MIN, MAX]",
+    )
     parser.add_argument("--jpeg-quality", type=int, default=90)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="output faces.parquet")
@@ -801,8 +1027,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.generic_per_identity < 0:
         raise ValueError(f"--generic-per-identity {args.generic_per_identity}: expected >= 0")
     if args.images_per_identity + args.generic_per_identity > 1000:
-        raise ValueError("--images-per-identity + --generic-per-identity: at most 1000 "
-                         "(image_idx has 3 digits in file names)")
+        raise ValueError(
+            "--images-per-identity + --generic-per-identity: at most 1000 "
+            "(image_idx has 3 digits in file names)"
+        )
     if args.anonymous_identities < 0:
         raise ValueError(f"--anonymous-identities {args.anonymous_identities}: expected >= 0")
     if not 1 <= args.images_per_anonymous <= 1000:
@@ -822,10 +1050,16 @@ def run(args: argparse.Namespace) -> None:
     personas = load_personas(args.personas)
     start = time.perf_counter()
     frame = build_faces(
-        personas, backend, n_sensitive=args.images_per_identity,
-        n_generic=args.generic_per_identity, n_anonymous=args.anonymous_identities,
-        n_anonymous_images=args.images_per_anonymous, size=args.size,
-        aspect_range=tuple(args.aspect_range), jpeg_quality=args.jpeg_quality, seed=args.seed,
+        personas,
+        backend,
+        n_sensitive=args.images_per_identity,
+        n_generic=args.generic_per_identity,
+        n_anonymous=args.anonymous_identities,
+        n_anonymous_images=args.images_per_anonymous,
+        size=args.size,
+        aspect_range=tuple(args.aspect_range),
+        jpeg_quality=args.jpeg_quality,
+        seed=args.seed,
         progress=True,
     )
     elapsed = time.perf_counter() - start
@@ -833,6 +1067,8 @@ def run(args: argparse.Namespace) -> None:
     if args.contact_sheet:
         contact_sheet(frame).save(ensure_parent(args.contact_sheet), format="PNG")
     rate = frame.height / elapsed if elapsed > 0 else float("inf")
-    print(f"faces: {frame.height} images of {len(personas)} personas + "
-          f"{args.anonymous_identities} anonymous in {elapsed:.1f}s ({rate:.0f} images/s) "
-          f"-> {args.out}")
+    print(
+        f"faces: {frame.height} images of {len(personas)} personas + "
+        f"{args.anonymous_identities} anonymous in {elapsed:.1f}s ({rate:.0f} images/s) "
+        f"-> {args.out}"
+    )

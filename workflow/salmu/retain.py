@@ -77,7 +77,7 @@ SAME_PAIR_TEMPLATES = (
 )
 PAIR_TEMPLATES = {
     "horizontal": (
-        "{a_color1} {shape1} to the left of {a_color2} {shape2}",
+        "{a_color1} {shape1} to the left of {a_color2} {shape2} on {a_bg} background",
         "{a_color1} {shape1} and {a_color2} {shape2} on {a_bg} background",
     ),
     "vertical": (
@@ -119,7 +119,8 @@ def _pick(rng: np.random.Generator, names) -> str:
 def _contrasting_background(rng: np.random.Generator, colors: list[str]) -> str:
     """A background far enough from every object colour; deterministic given the stream."""
     ok = [
-        bg for bg in BACKGROUNDS
+        bg
+        for bg in BACKGROUNDS
         if all(math.dist(BACKGROUNDS[bg], COLORS[c]) >= _MIN_CONTRAST for c in colors)
     ]
     return _pick(rng, ok)
@@ -127,7 +128,11 @@ def _contrasting_background(rng: np.random.Generator, colors: list[str]) -> str:
 
 def _obj(rng, color, shape, x, y, radius) -> dict[str, Any]:
     return {
-        "color": color, "shape": shape, "x": x, "y": y, "radius": radius,
+        "color": color,
+        "shape": shape,
+        "x": x,
+        "y": y,
+        "radius": radius,
         "rotation": float(rng.uniform(-15, 15)),  # small: a triangle must still read as one
         "shade": float(rng.uniform(0.9, 1.05)),
     }
@@ -170,11 +175,18 @@ def draw_scene(rng: np.random.Generator) -> tuple[dict[str, Any], str]:
             _obj(rng, c2, s2, p2[0] + jitter[2], p2[1] + jitter[3], r),
         ]
         if same:
-            caption = fill_template(_pick(rng, SAME_PAIR_TEMPLATES), color=c1,
-                                    shapes=plural(s1), bg=bg)
+            caption = fill_template(
+                _pick(rng, SAME_PAIR_TEMPLATES), color=c1, shapes=plural(s1), bg=bg
+            )
         else:
-            caption = fill_template(_pick(rng, PAIR_TEMPLATES[layout]), color1=c1, shape1=s1,
-                                    color2=c2, shape2=s2, bg=bg)
+            caption = fill_template(
+                _pick(rng, PAIR_TEMPLATES[layout]),
+                color1=c1,
+                shape1=s1,
+                color2=c2,
+                shape2=s2,
+                bg=bg,
+            )
     scene = {"background": bg, "objects": objects, **_photo_variation(rng)}
     return scene, caption
 
@@ -214,8 +226,25 @@ def shape_points(shape: str, cx: float, cy: float, r: float, rotation: float) ->
         pts = np.stack([rad * np.cos(t), rad * np.sin(t) + 0.05], axis=1) * 1.05
     elif shape == "cross":
         w = 0.34
-        pts = np.array([(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1),
-                        (-w, w), (-1, w), (-1, -w), (-w, -w)]) * 0.95
+        pts = (
+            np.array(
+                [
+                    (-w, -1),
+                    (w, -1),
+                    (w, -w),
+                    (1, -w),
+                    (1, w),
+                    (w, w),
+                    (w, 1),
+                    (-w, 1),
+                    (-w, w),
+                    (-1, w),
+                    (-1, -w),
+                    (-w, -w),
+                ]
+            )
+            * 0.95
+        )
     elif shape == "diamond":
         pts = np.array([(0, -1), (0.68, 0), (0, 1), (-0.68, 0)])
     elif shape == "heart":
@@ -240,8 +269,9 @@ def render_scene(scene: dict[str, Any], size: int) -> Image.Image:
     axis = np.linspace(-0.5, 0.5, size)
     t = np.clip(axis[None, :] * math.cos(rad) + axis[:, None] * math.sin(rad) + 0.5, 0, 1)
     bg = base * (1 - t[..., None]) + base * scene["background_shade"] * t[..., None]
-    canvas = Image.fromarray(np.round(bg).astype(np.uint8), "RGB").resize((side, side),
-                                                                          Image.BILINEAR)
+    canvas = Image.fromarray(np.round(bg).astype(np.uint8), "RGB").resize(
+        (side, side), Image.BILINEAR
+    )
     draw = ImageDraw.Draw(canvas)
     for obj in scene["objects"]:
         color = tuple(int(min(255, round(c * obj["shade"]))) for c in COLORS[obj["color"]])
@@ -267,8 +297,13 @@ def build_retain(n_pairs: int, size: int, seed: int, jpeg_quality: int) -> pl.Da
         rows["image"].append(jpeg_bytes(render_scene(scene, size), jpeg_quality))
         rows["width"].append(size)
         rows["height"].append(size)
-    schema = {"file_name": pl.String, "text": pl.String, "image": pl.Binary,
-              "width": pl.Int32, "height": pl.Int32}
+    schema = {
+        "file_name": pl.String,
+        "text": pl.String,
+        "image": pl.Binary,
+        "width": pl.Int32,
+        "height": pl.Int32,
+    }
     return pl.DataFrame(rows, schema=schema).sort("file_name")
 
 
@@ -288,28 +323,35 @@ def build_genknow(
         for k in range(per_class):
             for attempt in range(100):
                 rng = stream(seed, "genknow", name, k, attempt)
-                data = jpeg_bytes(render_scene(draw_genknow_scene(rng, color, shape), size),
-                                  jpeg_quality)
+                data = jpeg_bytes(
+                    render_scene(draw_genknow_scene(rng, color, shape), size), jpeg_quality
+                )
                 if data not in exclude:
                     break
             else:
-                raise ValueError(f"genknow class {name!r}: could not draw an image unlike the "
-                                 "training images")
+                raise ValueError(
+                    f"genknow class {name!r}: could not draw an image unlike the training images"
+                )
             rows["file_name"].append(f"genknow_{i:06d}.jpg")
             rows["label"].append(label)
             rows["classname"].append(name)
             rows["image"].append(data)
             i += 1
-    schema = {"file_name": pl.String, "label": pl.Int32, "classname": pl.String,
-              "image": pl.Binary}
+    schema = {"file_name": pl.String, "label": pl.Int32, "classname": pl.String, "image": pl.Binary}
     return pl.DataFrame(rows, schema=schema).sort("file_name")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    # Only the offline synthetic builder exists at this tier; DataComp via img2dataset comes later.
+    parser.add_argument("--backend", choices=["synthetic"], default="synthetic")
     parser.add_argument("--n-pairs", type=int, required=True, help="number of retain scenes")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (square)")
-    parser.add_argument("--genknow-images-per-class", type=int, default=10,
-                        help=f"GenKnow images per colour x shape class ({len(classnames())} classes)")
+    parser.add_argument(
+        "--genknow-images-per-class",
+        type=int,
+        default=10,
+        help=f"GenKnow images per colour x shape class ({len(classnames())} classes)",
+    )
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--jpeg-quality", type=int, default=90)
     parser.add_argument("--out-pairs", required=True, help="output retain.parquet")
@@ -324,17 +366,27 @@ def run(args: argparse.Namespace) -> None:
     if args.size < 16:
         raise ValueError(f"--size {args.size}: expected >= 16 pixels")
     if args.genknow_images_per_class < 1:
-        raise ValueError(f"--genknow-images-per-class {args.genknow_images_per_class}: expected >= 1")
+        raise ValueError(
+            f"--genknow-images-per-class {args.genknow_images_per_class}: expected >= 1"
+        )
     if not 1 <= args.jpeg_quality <= 100:
         raise ValueError(f"--jpeg-quality {args.jpeg_quality}: expected 1..100")
     start = time.perf_counter()
     pairs = build_retain(args.n_pairs, args.size, args.seed, args.jpeg_quality)
-    genknow = build_genknow(args.genknow_images_per_class, args.size, args.seed,
-                            args.jpeg_quality, exclude=set(pairs["image"].to_list()))
+    genknow = build_genknow(
+        args.genknow_images_per_class,
+        args.size,
+        args.seed,
+        args.jpeg_quality,
+        exclude=set(pairs["image"].to_list()),
+    )
     elapsed = time.perf_counter() - start
     write_parquet(pairs, args.out_pairs)
     write_parquet(genknow, args.out_genknow)
     total = pairs.height + genknow.height
-    print(f"retain: {pairs.height} pairs -> {args.out_pairs}; genknow: {genknow.height} images "
-          f"({len(classnames())} classes) -> {args.out_genknow}; "
-          f"{total / max(elapsed, 1e-9):.0f} images/s", file=sys.stdout)
+    print(
+        f"retain: {pairs.height} pairs -> {args.out_pairs}; genknow: {genknow.height} images "
+        f"({len(classnames())} classes) -> {args.out_genknow}; "
+        f"{total / max(elapsed, 1e-9):.0f} images/s",
+        file=sys.stdout,
+    )
