@@ -1,10 +1,18 @@
 # Config validation, path helpers and input functions shared by every rule file.
+import os
+import sys
+from pathlib import Path
+
 from snakemake.utils import validate
 
 from salmu.unlearn.registry import BUILTIN as BUILTIN_METHODS
 
 
 validate(config, "../schemas/config.schema.yaml")
+
+# Rules call the `salmu` CLI installed beside the Python that runs Snakemake, so the workflow works
+# whether or not that environment is activated (e.g. `.venv/bin/snakemake`, or under SLURM).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def check_methods(methods):
