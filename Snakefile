@@ -1,7 +1,6 @@
 # SALMUBench reproduction pipeline. `snakemake --cores 2` runs the tiny tier from config.yaml.
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 

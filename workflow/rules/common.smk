@@ -7,12 +7,18 @@ from snakemake.utils import validate
 
 from salmu.unlearn.registry import BUILTIN as BUILTIN_METHODS
 
-
 validate(config, "../schemas/config.schema.yaml")
+
+
+envvars:
+    "PATH",
+
 
 # Rules call the `salmu` CLI installed beside the Python that runs Snakemake, so the workflow works
 # whether or not that environment is activated (e.g. `.venv/bin/snakemake`, or under SLURM).
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ["PATH"] = (
+    f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+)
 
 
 def check_methods(methods):
@@ -27,6 +33,9 @@ def check_methods(methods):
 
 check_methods(config["unlearn"]["methods"])
 
+
+# One environment for every rule (relative to the rule files).
+SALMU_ENV = "../../envs/salmu.yaml"
 
 SPLIT_NAMES = ["forget", "holdout_association", "holdout_identity", "retain_synth"]
 BENCHMARK_JSONS = [
@@ -81,7 +90,10 @@ def shard_inputs(wildcards):
             retain.append(benchmark.format("retain_synth"))
         return retain
     if wildcards.source == "sensitive":
-        return [benchmark.format(s) for s in ("forget", "holdout_association", "holdout_identity")]
+        return [
+            benchmark.format(s)
+            for s in ("forget", "holdout_association", "holdout_identity")
+        ]
     return [benchmark.format("forget")]
 
 
@@ -94,7 +106,9 @@ def train_sources(wildcards):
 def train_inputs(wildcards):
     inputs = {"shards": train_sources(wildcards)}
     if wildcards.base == "clean":
-        inputs["leakcheck"] = f"results/{wildcards.run}/audits/clean_has_no_sensitive.json"
+        inputs["leakcheck"] = (
+            f"results/{wildcards.run}/audits/clean_has_no_sensitive.json"
+        )
     return inputs
 
 
@@ -109,7 +123,9 @@ def method_lr(wildcards):
 def method_flags(wildcards):
     """--import-path / --param flags of one method, as a shell-ready string."""
     settings = method_settings(wildcards)
-    flags = [f"--param {key}={value}" for key, value in settings.get("params", {}).items()]
+    flags = [
+        f"--param {key}={value}" for key, value in settings.get("params", {}).items()
+    ]
     if "import_path" in settings:
         flags.append(f"--import-path {settings['import_path']}")
     return " ".join(flags)
@@ -127,7 +143,8 @@ def model_states():
 
 def evaluation_jsons(wildcards):
     return [
-        f"results/{wildcards.run}/eval/{state}/evaluation.json" for state in model_states()
+        f"results/{wildcards.run}/eval/{state}/evaluation.json"
+        for state in model_states()
     ]
 
 

@@ -7,6 +7,17 @@ rule evaluate:
         model_dir=config["train"]["model_dir"],
     output:
         "results/{run}/eval/{state}/evaluation.json",
+    log:
+        "results/{run}/logs/evaluate/{state}.log",
+    benchmark:
+        "results/{run}/benchmarks/evaluate/{state}.tsv"
+    conda:
+        SALMU_ENV
+    threads: config["evaluate"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
     params:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,
@@ -14,15 +25,6 @@ rule evaluate:
         seed=config["evaluate"]["seed"],
         batch_size=config["evaluate"]["batch_size"],
         device=config["evaluate"]["device"],
-    log:
-        "results/{run}/logs/evaluate/{state}.log",
-    benchmark:
-        "results/{run}/benchmarks/evaluate/{state}.tsv"
-    threads: config["evaluate"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
     shell:
         "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
         " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"

@@ -8,6 +8,16 @@ rule faces:
             caption="../report/faces.rst",
             category="Data",
         ),
+    log:
+        "results/{run}/logs/faces.log",
+    benchmark:
+        "results/{run}/benchmarks/faces.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         backend=config["faces"]["backend"],
         n=config["faces"]["images_per_identity"],
@@ -18,14 +28,6 @@ rule faces:
         aspect=config["faces"]["aspect_range"],
         quality=config["faces"]["jpeg_quality"],
         seed=config["seed"],
-    log:
-        "results/{run}/logs/faces.log",
-    benchmark:
-        "results/{run}/benchmarks/faces.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
     shell:
         "salmu faces --personas {input.personas} --backend {params.backend}"
         " --images-per-identity {params.n} --generic-per-identity {params.generic}"

@@ -2,20 +2,22 @@ rule personas:
     output:
         parquet="results/{run}/data/personas.parquet",
         metadata="results/{run}/data/identities_metadata.json",
+    log:
+        "results/{run}/logs/personas.log",
+    benchmark:
+        "results/{run}/benchmarks/personas.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         n=config["personas"]["n_identities"],
         locales=config["personas"]["locales"],
         locales_table=config["personas"]["locales_table"],
         domains=config["personas"]["email_domains"],
         seed=config["seed"],
-    log:
-        "results/{run}/logs/personas.log",
-    benchmark:
-        "results/{run}/benchmarks/personas.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     shell:
         "salmu personas --n-identities {params.n} --locales {params.locales}"
         " --locales-table {params.locales_table} --email-domains {params.domains}"

@@ -3,17 +3,23 @@ rule results_table:
         evaluation_jsons,
     output:
         parquet="results/{run}/benchmark.parquet",
-        csv=report("results/{run}/benchmark.csv", caption="../report/table.rst", category="Results"),
+        csv=report(
+            "results/{run}/benchmark.csv",
+            caption="../report/table.rst",
+            category="Results",
+        ),
         md="results/{run}/benchmark.md",
-    params:
-        prefix=subpath(output.parquet, strip_suffix=".parquet"),
     log:
         "results/{run}/logs/results_table.log",
     benchmark:
         "results/{run}/benchmarks/results_table.tsv"
+    conda:
+        SALMU_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        prefix=subpath(output.parquet, strip_suffix=".parquet"),
     shell:
         "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1"

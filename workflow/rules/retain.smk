@@ -2,6 +2,16 @@ rule retain:
     output:
         pairs="results/{run}/data/retain.parquet",
         genknow="results/{run}/data/genknow.parquet",
+    log:
+        "results/{run}/logs/retain.log",
+    benchmark:
+        "results/{run}/benchmarks/retain.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         backend=config["retain"]["backend"],
         n=config["retain"]["n_pairs"],
@@ -9,14 +19,6 @@ rule retain:
         per_class=config["retain"]["genknow_images_per_class"],
         quality=config["retain"]["jpeg_quality"],
         seed=config["seed"],
-    log:
-        "results/{run}/logs/retain.log",
-    benchmark:
-        "results/{run}/benchmarks/retain.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     shell:
         "salmu retain --backend {params.backend} --n-pairs {params.n} --size {params.size}"
         " --genknow-images-per-class {params.per_class} --jpeg-quality {params.quality}"

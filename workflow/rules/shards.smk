@@ -3,17 +3,19 @@ rule shards:
         shard_inputs,
     output:
         directory("results/{run}/shards/{source}"),
-    params:
-        per_shard=config["shards"]["samples_per_shard"],
-        seed=config["seed"],
     log:
         "results/{run}/logs/shards_{source}.log",
     benchmark:
         "results/{run}/benchmarks/shards_{source}.tsv"
+    conda:
+        SALMU_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        per_shard=config["shards"]["samples_per_shard"],
+        seed=config["seed"],
     shell:
         "salmu shards --inputs {input} --out-dir {output}"
         " --samples-per-shard {params.per_shard} --seed {params.seed} > {log} 2>&1"
@@ -29,6 +31,8 @@ rule leakcheck_clean:
         "results/{run}/logs/leakcheck_clean.log",
     benchmark:
         "results/{run}/benchmarks/leakcheck_clean.tsv"
+    conda:
+        SALMU_ENV
     threads: 1
     resources:
         mem_mb=1000,

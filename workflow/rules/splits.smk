@@ -6,20 +6,22 @@ rule splits:
     output:
         splits=[split_parquet(s) for s in SPLIT_NAMES],
         metadata=expand("results/{{run}}/benchmark/{name}", name=BENCHMARK_JSONS),
+    log:
+        "results/{run}/logs/splits.log",
+    benchmark:
+        "results/{run}/benchmarks/splits.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
     params:
         holdout=config["splits"]["holdout_identity_fraction"],
         partial=config["splits"]["partial_forget_fraction"],
         fragile=config["splits"]["fragile_fraction"],
         seed=config["seed"],
         out_dir=benchmark_dir,
-    log:
-        "results/{run}/logs/splits.log",
-    benchmark:
-        "results/{run}/benchmarks/splits.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
     shell:
         "salmu splits --faces {input.faces} --captions {input.captions}"
         " --identities {input.identities} --holdout-identity-fraction {params.holdout}"

@@ -4,6 +4,17 @@ rule train:
         model_dir=config["train"]["model_dir"],
     output:
         "results/{run}/models/{base}/checkpoint.pt",
+    log:
+        "results/{run}/logs/train_{base}.log",
+    benchmark:
+        "results/{run}/benchmarks/train_{base}.tsv"
+    conda:
+        SALMU_ENV
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=0,
     params:
         logs_dir=open_clip_run_dir,
         epochs=config["train"]["epochs"],
@@ -16,15 +27,6 @@ rule train:
         device=config["train"]["device"],
         launcher=config["train"]["launcher"],
         seed=config["seed"],
-    log:
-        "results/{run}/logs/train_{base}.log",
-    benchmark:
-        "results/{run}/benchmarks/train_{base}.tsv"
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=0,
     shell:
         "salmu train --model-dir {input.model_dir} --train-data {input.shards}"
         " --logs-dir {params.logs_dir} --out {output} --epochs {params.epochs}"

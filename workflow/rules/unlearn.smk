@@ -7,20 +7,22 @@ rule unlearn:
     output:
         checkpoint="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/checkpoint.pt",
         report="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/unlearn.json",
-    params:
-        lr=method_lr,
-        flags=method_flags,
-        batch_size=config["unlearn"]["batch_size"],
-        device=config["unlearn"]["device"],
     log:
         "results/{run}/logs/unlearn/{method}_x{budget}_seed{seed}.log",
     benchmark:
         "results/{run}/benchmarks/unlearn/{method}_x{budget}_seed{seed}.tsv"
+    conda:
+        SALMU_ENV
     threads: config["unlearn"]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=0,
+    params:
+        lr=method_lr,
+        flags=method_flags,
+        batch_size=config["unlearn"]["batch_size"],
+        device=config["unlearn"]["device"],
     shell:
         "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
         " --seed {wildcards.seed} --model-dir {input.model_dir}"
