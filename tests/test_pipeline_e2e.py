@@ -137,7 +137,7 @@ def test_data_regenerates_byte_identically(tiny_run):
     again = "pytest-e2e-again"
     shutil.rmtree(ROOT / "results" / again, ignore_errors=True)
     targets = [f"results/{again}/benchmark/splits_summary.json"]
-    snakemake("--cores", "2", "--config", f"run={again}", *targets)
+    snakemake(*targets, "--cores", "2", "--config", f"run={again}")
     files = [
         "data/personas.parquet",
         "data/identities_metadata.json",
