@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import yaml
 
-from salmu.io import read_parquet, write_parquet
+from salmu.faces import IDENTITY_LOOK_KEYS, IMAGE_LOOK_KEYS
+from salmu.io import read_parquet, read_yaml, write_parquet
 from salmu.seeding import stream
 
 STYLES = ("plain", "formal", "records", "conversational", "inverted")
@@ -43,18 +43,7 @@ COLUMNS = (
     "text",
     "generic_text",
 )
-LOOK_KEYS = (
-    "gender",
-    "age_band",
-    "skin_tone",
-    "hair_color",
-    "hair_style",
-    "eye_color",
-    "glasses",
-    "beard",
-    "background",
-    "shirt_color",
-)
+LOOK_KEYS = IDENTITY_LOOK_KEYS + IMAGE_LOOK_KEYS
 # Hair styles that are not adjectives ("buzz cut black hair" would be wrong); the rest of the
 # faces vocabulary ("short", "curly", "long wavy", ...) is used as "<style> <color> hair".
 HAIR_PHRASES = {
@@ -110,12 +99,7 @@ def _check_template(template: object, allowed: frozenset[str], where: str) -> st
 def load_templates(path: str | Path) -> TemplateBank:
     """Parse and validate the template bank (format: comments of resources/caption_templates.yaml)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: template bank not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml(path, "template bank")
     # Bad input files raise ValueError (not TypeError) so cli.py prints them as one line.
     if not isinstance(data, dict) or not isinstance(data.get("attributes"), dict):
         raise ValueError(f"{path}: expected a top-level 'attributes:' mapping")  # noqa: TRY004

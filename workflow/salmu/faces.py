@@ -151,6 +151,18 @@ EXPRESSIONS = ("neutral", "smile")
 FACE_SCALE = 1.2
 
 # Traits compared for distinctness: the ones most visible at 32 px.
+# Keys of the `look` JSON column: per identity, then per image. Captions and splits read these.
+IDENTITY_LOOK_KEYS = (
+    "gender",
+    "age_band",
+    "skin_tone",
+    "hair_color",
+    "hair_style",
+    "eye_color",
+    "glasses",
+    "beard",
+)
+IMAGE_LOOK_KEYS = ("background", "shirt_color")
 DISTINCT_TRAITS = ("skin_tone", "hair_color", "hair_style", "glasses")
 
 # Prior weights. Style depends on gender, hair colour on age: plausible people, while the

@@ -40,6 +40,19 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parse a YAML resource; a missing or malformed file is an error naming the path."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+
+
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write a parquet file deterministically (no statistics timestamps, fixed compression)."""
     path = ensure_parent(path)

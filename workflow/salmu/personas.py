@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import yaml
 from faker import Faker
 
-from salmu.io import write_json, write_parquet
+from salmu.io import read_yaml, write_json, write_parquet
 from salmu.seeding import derive_seed, stream
 
 GENDERS = ("female", "male")
@@ -143,12 +142,7 @@ def _spec_from_entry(locale: str, entry: object, path: Path) -> LocaleSpec:
 def load_locale_table(path: str | Path) -> dict[str, LocaleSpec]:
     """Parse and validate the locale table (see the comments at the top of resources/locales.yaml)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: locale table not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml(path, "locale table")
     if not isinstance(data, dict) or not isinstance(data.get("locales"), dict):
         raise ValueError(f"{path}: expected a top-level 'locales:' mapping")  # noqa: TRY004
     return {loc: _spec_from_entry(loc, entry, path) for loc, entry in data["locales"].items()}

@@ -22,21 +22,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from salmu.faces import IDENTITY_LOOK_KEYS
 from salmu.io import ensure_parent, read_json, read_parquet, write_json
 from salmu.seeding import stream
 
 SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
 SENSITIVE_SPLITS = ("forget", "holdout_association", "holdout_identity")
-LOOK_TRAITS = (
-    "gender",
-    "age_band",
-    "skin_tone",
-    "hair_color",
-    "hair_style",
-    "eye_color",
-    "glasses",
-    "beard",
-)
 # The Hugging Face `datasets` feature spec stored in the parquet schema, so that
 # `datasets.load_dataset(<dir>)` decodes `image` as an Image feature, as in the release.
 HF_FEATURES = {
@@ -101,7 +92,7 @@ def fragile_scores(anonymous: pl.DataFrame, forget_looks: list[dict]) -> dict[st
     """Max Jaccard overlap between an anonymous person's look traits and any forget identity's."""
 
     def traits(look: dict) -> set[tuple[str, str]]:
-        return {(k, str(look.get(k))) for k in LOOK_TRAITS}
+        return {(k, str(look.get(k))) for k in IDENTITY_LOOK_KEYS}
 
     forget_sets = [traits(look) for look in forget_looks]
     scores = {}
