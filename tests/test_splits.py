@@ -67,7 +67,8 @@ def test_cli_writes_released_layout_byte_identically(tmp_path, faces_and_caption
     faces, captions = faces_and_captions
     write_parquet(faces, tmp_path / "faces.parquet")
     write_parquet(captions, tmp_path / "captions.parquet")
-    write_json({"00000000": {"name": "Person 0"}}, tmp_path / "ids.json")
+    profiles = {f"{i:08d}": {"name": f"Person {i}"} for i in range(13)}  # 12 kept + 1 filtered out
+    write_json(profiles, tmp_path / "ids.json")
     outputs = []
     for out in ("a", "b"):
         assert (
@@ -97,6 +98,8 @@ def test_cli_writes_released_layout_byte_identically(tmp_path, faces_and_caption
         )
     assert outputs[0] == outputs[1]
     assert Path("data/forget-00000-of-00001.parquet") in outputs[0]
+    kept = json.loads((tmp_path / "a" / "identities_metadata.json").read_text())
+    assert sorted(kept) == [f"{i:08d}" for i in range(12)]
     table = pl.read_parquet(tmp_path / "a" / "data" / "forget-00000-of-00001.parquet")
     assert table.columns == ["image", "text", "identity_id", "file_name"]
     assert table.schema["image"] == pl.Struct({"bytes": pl.Binary, "path": pl.String})

@@ -207,6 +207,15 @@ def build_splits(
     return splits, metadata
 
 
+def kept_identities(identities: dict, captions: pl.DataFrame) -> dict:
+    """Profiles of the identities that have sensitive images (the face filter may drop some)."""
+    kept = set(captions.filter(pl.col("kind") == "sensitive")["identity_id"].to_list())
+    missing = sorted(kept - set(identities))
+    if missing:
+        raise ValueError(f"--identities: no profile for identities {missing[:5]}")
+    return {identity: identities[identity] for identity in sorted(kept)}
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", required=True, help="faces.parquet from `salmu faces`")
     parser.add_argument("--captions", required=True, help="captions.parquet from `salmu captions`")
@@ -237,7 +246,10 @@ def run(args: argparse.Namespace) -> None:
     )
     for name, frame in splits.items():
         write_hf_split(frame, split_file(args.out_dir, name))
-    write_json(read_json(args.identities), Path(args.out_dir) / "identities_metadata.json")
+    write_json(
+        kept_identities(read_json(args.identities), captions),
+        Path(args.out_dir) / "identities_metadata.json",
+    )
     for file_name, content in metadata.items():
         write_json(content, Path(args.out_dir) / file_name)
     print(json.dumps(metadata["splits_summary.json"]["rows"]))
