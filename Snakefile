@@ -24,3 +24,4 @@ rule all:
     default_target: True
     input:
         results_table(config["run"]),
+        f"results/{config['run']}/benchmark/README.md",

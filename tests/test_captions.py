@@ -225,7 +225,7 @@ def test_pronouns_and_articles():
         assert captions.indefinite_article(phrase) == article, phrase
 
 
-def test_paraphrase_other_than_none_is_a_cli_error(inputs, tmp_path, capsys):
+def test_unknown_paraphrase_backend_is_a_cli_error(inputs, tmp_path, capsys):
     assert run_cli(inputs, tmp_path / "x.parquet", "--paraphrase", "gemma") == 2
     err = capsys.readouterr().err
     assert "--paraphrase" in err and "gemma" in err

@@ -16,6 +16,15 @@ OVERLAYS = {
         {"unlearn": {"methods": {"forget_me": {"lr": 0.1}}}},
         "unlearn.methods.forget_me",
     ),
+    "diffusers without weights": ({"faces": {"backend": "diffusers"}}, "faces.diffusers.model"),
+    "paraphrase without a model": (
+        {"captions": {"paraphrase": "transformers"}},
+        "captions.paraphrase_model",
+    ),
+    "clip filter without a model": (
+        {"faces": {"filter": {"embedder": "clip"}}},
+        "faces.filter.clip_model",
+    ),
 }
 
 
@@ -50,3 +59,18 @@ def test_default_config_builds_the_whole_dag():
         "results_table",
     ):
         assert rule in result.stdout
+
+
+def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():
+    """The paper tier's data half: its commands carry the configured models, its faces job a GPU."""
+    target = "results/paper/benchmark/splits_summary.json"
+    result = snakemake(
+        "-n", "-p", target, "--configfile", "resources/tiers/paper.yaml", "--config", "run=paper"
+    )
+    out = result.stdout
+    assert "--backend diffusers" in out
+    assert "--diffusers-model stable-diffusion-v1-5/stable-diffusion-v1-5" in out
+    assert "--ip-adapter h94/IP-Adapter" in out
+    assert "--embedder clip" in out and "--demographics gender age_band" in out
+    assert "--n-identities 1000" in out
+    assert "gpu=1" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 
 import numpy as np
@@ -241,3 +242,111 @@ def test_identities_are_learnable_from_32px_pixels():
     dist = ((x[~train][:, None, :] - centroids[None]) ** 2).sum(-1)
     accuracy = float((ids[dist.argmin(1)] == y[~train]).mean())
     assert accuracy >= 0.5, f"pixel nearest-centroid accuracy {accuracy:.2f} (chance 0.05)"
+
+
+# The procedural renderer moved to salmu.face_backends.procedural and build_faces now renders per
+# identity; this digest was taken from the single-module version before that refactor, so any
+# change in the procedural output (pixels, names, looks) shows up here. If a deliberate change of
+# the renderer (or a Pillow/libjpeg upgrade) moves it, regenerate it on purpose.
+PROCEDURAL_DIGEST = "73fa59773d7a71f00b03b2e1c00cb9307d11700621ebf104de36779348be9d74"
+
+
+def test_procedural_output_unchanged_by_the_backend_refactor():
+    personas = [(188 + 7 * i, GENDERS[i % 2], AGES[(i // 2) % 3]) for i in range(4)]
+    frame = faces.build_faces(
+        personas,
+        faces.get_backend("procedural"),
+        n_sensitive=3,
+        n_generic=2,
+        n_anonymous=2,
+        n_anonymous_images=2,
+        size=64,
+        aspect_range=(0.5, 2.0),
+        jpeg_quality=90,
+        seed=7,
+    )
+    digest = hashlib.sha256()
+    for name, look, image in frame.select("file_name", "look", "image").iter_rows():
+        digest.update(name.encode())
+        digest.update(look.encode())
+        digest.update(image)
+    assert frame.height == 24 and digest.hexdigest() == PROCEDURAL_DIGEST
+
+
+class RecordingBackend:
+    """A stand-in renderer: flat colour per identity; records what build_faces hands over."""
+
+    name = "recording"
+
+    def __init__(self, wrong_size: bool = False):
+        self.calls = []
+        self.wrong_size = wrong_size
+
+    def render_identity(self, look, identity, images):
+        self.calls.append((look, identity, list(images)))
+        shade = identity.number % 200
+        return [
+            Image.new("RGB", (im.width + int(self.wrong_size), im.height), (shade, 0, 0))
+            for im in images
+        ]
+
+
+def test_backends_get_one_call_per_identity_with_its_plan(tmp_path):
+    path = tmp_path / "personas.parquet"
+    make_personas(path, 3)
+    frame = pl.read_parquet(path).with_columns(country=pl.Series(["Peru", None, "Chile"]))
+    frame.write_parquet(path)
+    personas = faces.load_personas(path)
+    countries = faces.load_countries(path)
+    assert countries == {188: "Peru", 202: "Chile"}
+    backend = RecordingBackend()
+    kwargs = dict(
+        n_sensitive=2,
+        n_generic=1,
+        n_anonymous=1,
+        n_anonymous_images=2,
+        size=48,
+        aspect_range=(0.75, 1.33),
+        jpeg_quality=90,
+        seed=4,
+    )
+    table = faces.build_faces(personas, backend, countries=countries, **kwargs)
+    assert [c[1].label for c in backend.calls] == ["00000188", "00000195", "00000202", "90000000"]
+    assert [c[1].country for c in backend.calls] == ["Peru", None, "Chile", None]
+    assert [c[1].is_persona for c in backend.calls] == [True, True, True, False]
+    assert len({c[1].anchor_seed for c in backend.calls}) == 4
+    for look, identity, images in backend.calls:
+        assert look["gender"] == identity.gender and look["age_band"] == identity.age_band
+        assert all(im.number == identity.number for im in images)
+        assert len({im.seed for im in images}) == len(images)
+    kinds = [im.kind for im in backend.calls[0][2]]
+    assert kinds == ["sensitive", "sensitive", "generic"]
+    # Same plan as the procedural backend: file names, sizes and look JSON do not depend on it.
+    procedural = faces.build_faces(personas, faces.get_backend("procedural"), **kwargs)
+    same = ["file_name", "kind", "image_idx", "width", "height", "look"]
+    assert table.select(same).equals(procedural.select(same))
+    with pytest.raises(ValueError, match="recording.*expected"):
+        faces.build_faces(personas, RecordingBackend(wrong_size=True), **kwargs)
+
+
+def test_procedural_render_identity_is_per_image_render():
+    backend = faces.get_backend("procedural")
+    look = faces.assign_looks([(5, "male", "young")], 1)[5]
+    identity = faces.make_identity(5, True, "male", "young", None, 1)
+    planned = [faces.plan_image(5, True, "sensitive", i, 40, (0.5, 2.0), 1) for i in range(3)]
+    batch = backend.render_identity(look, identity, planned)
+    single = [backend.render(look, p.variation, p.width, p.height) for p in planned]
+    assert [a.tobytes() for a in batch] == [b.tobytes() for b in single]
+
+
+def test_diffusers_flags_map_to_config_keys(tmp_path):
+    parser = argparse.ArgumentParser()
+    faces.configure_parser(parser)
+    flags = {a for action in parser._actions for a in action.option_strings}
+    for option, (flag, key) in faces.DIFFUSERS_OPTIONS.items():
+        assert flag in flags and key == f"faces.diffusers.{option}"
+    args = faces_args(tmp_path, backend="diffusers")
+    options = faces.backend_options(args)
+    assert set(options) == set(faces.DIFFUSERS_OPTIONS)
+    assert options["ip_adapter_scale"] == 0.6 and options["model"] is None
+    assert faces.backend_options(faces_args(tmp_path)) == {}  # procedural takes none

@@ -113,7 +113,9 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
     for name in (
         "personas.tsv",
         "faces.tsv",
+        "face_filter.tsv",
         "captions.tsv",
+        "dataset_card.tsv",
         "splits.tsv",
         "retain.tsv",
         "shards_retain.tsv",
@@ -124,6 +126,23 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
         "unlearn/neg_grad_x5_seed0.tsv",
     ):
         assert name in benchmarks
+
+
+def test_released_layout_loads_with_datasets_and_the_card_counts_match(tiny_run):
+    import datasets
+
+    benchmark = RESULTS / "benchmark"
+    loaded = datasets.load_dataset(str(benchmark))
+    card = (benchmark / "README.md").read_text()
+    for split in (*SENSITIVE, "retain_synth"):
+        rows = pl.read_parquet(benchmark / "data" / f"{split}-00000-of-00001.parquet").height
+        assert loaded[split].num_rows == rows
+        assert f"| {split} | {rows:,} |" in card or f"| {split} | {rows} |" in card
+    assert isinstance(loaded["forget"].features["image"], datasets.Image)
+    # The procedural renderer is identity-consistent: the filter keeps every identity.
+    report = read_json(RESULTS / "data" / "face_filter_report.json")
+    assert len(read_json(benchmark / "identities_metadata.json")) == 40
+    assert report
 
 
 def test_rerun_is_a_no_op(tiny_run):
@@ -142,6 +161,8 @@ def test_data_regenerates_byte_identically(tiny_run):
         "data/personas.parquet",
         "data/identities_metadata.json",
         "data/faces.parquet",
+        "data/faces_kept.parquet",
+        "data/face_filter_report.json",
         "data/captions.parquet",
         *[f"benchmark/data/{s}-00000-of-00001.parquet" for s in (*SENSITIVE, "retain_synth")],
         "benchmark/sensitive_set_captions_metadata.json",

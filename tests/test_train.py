@@ -13,11 +13,11 @@ from conftest import solid_jpeg
 MODEL_DIR = "resources/models/tiny-clip"
 
 
-def make_shards(tmp_path):
+def make_shards(tmp_path, caption="a caption number"):
     frame = pl.DataFrame(
         {
             "file_name": [f"img{i:03d}.jpg" for i in range(40)],
-            "text": [f"a caption number {i}" for i in range(40)],
+            "text": [f"{caption} {i}" for i in range(40)],
             "image": [solid_jpeg(i) for i in range(40)],
         }
     )
@@ -62,20 +62,26 @@ def test_train_resumes_and_restarts_on_changed_arguments(tmp_path):
     log = (tmp_path / "run" / "run" / "out.log").read_text()
     assert "Train Epoch: 0" in log
 
-    # Same command again: open_clip_train resumes from epoch_latest.pt and trains nothing more.
-    first = (tmp_path / "model.pt").read_bytes()
+    # Same command, same data: open_clip_train resumes from epoch_latest.pt and trains no more.
+    first = weights(tmp_path / "model.pt")
     assert train(tmp_path, 1) == 0
-    assert torch.equal(
-        torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"]["logit_scale"],
-        torch.load(__import__("io").BytesIO(first), weights_only=True)["state_dict"]["logit_scale"],
-    )
+    assert same_weights(weights(tmp_path / "model.pt"), first)
 
-    # A changed command line must not resume the old run: the run directory is started afresh.
+    # Same command and paths but new shard content: the stale run must not be resumed.
+    make_shards(tmp_path, caption="another caption")
+    assert train(tmp_path, 1) == 0
+    assert not same_weights(weights(tmp_path / "model.pt"), first)
+
+    # A changed command line must not resume the old run either.
     assert train(tmp_path, 2) == 0
     assert torch.load(tmp_path / "model.pt", weights_only=True)["epoch"] == 2
-    assert (
-        read_json(tmp_path / "run" / "salmu_run_args.json")["command"][
-            read_json(tmp_path / "run" / "salmu_run_args.json")["command"].index("--epochs") + 1
-        ]
-        == "2"
-    )
+    command = read_json(tmp_path / "run" / "salmu_run_args.json")["command"]
+    assert command[command.index("--epochs") + 1] == "2"
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,10 +1,11 @@
 rule captions:
     input:
         personas="results/{run}/data/personas.parquet",
-        faces="results/{run}/data/faces.parquet",
+        faces="results/{run}/data/faces_kept.parquet",
         templates=config["captions"]["templates"],
     output:
-        "results/{run}/data/captions.parquet",
+        captions="results/{run}/data/captions.parquet",
+        report="results/{run}/data/paraphrase_report.json",
     log:
         "results/{run}/logs/captions.log",
     benchmark:
@@ -18,8 +19,11 @@ rule captions:
     params:
         attributes=config["captions"]["attributes"],
         paraphrase=config["captions"]["paraphrase"],
+        paraphrase_flags=paraphrase_flags,
         seed=config["seed"],
     shell:
         "salmu captions --personas {input.personas} --faces {input.faces}"
         " --templates {input.templates} --attributes {params.attributes}"
-        " --paraphrase {params.paraphrase} --seed {params.seed} --out {output} > {log} 2>&1"
+        " --paraphrase {params.paraphrase} {params.paraphrase_flags} --paraphrase-threads {threads}"
+        " --paraphrase-report {output.report} --seed {params.seed} --out {output.captions}"
+        " > {log} 2>&1"

@@ -3,8 +3,11 @@ import os
 import sys
 from pathlib import Path
 
+import shlex
+
 from snakemake.utils import validate
 
+from salmu.faces import DIFFUSERS_OPTIONS
 from salmu.unlearn.registry import BUILTIN as BUILTIN_METHODS
 
 validate(config, "../schemas/config.schema.yaml")
@@ -32,6 +35,83 @@ def check_methods(methods):
 
 
 check_methods(config["unlearn"]["methods"])
+
+
+def check_required_models(config):
+    """Models a chosen backend needs must be configured: fail before any job, naming the key."""
+    needed = []
+    if config["faces"]["backend"] == "diffusers":
+        needed += [
+            (
+                "faces.diffusers.model",
+                config["faces"].get("diffusers", {}).get("model"),
+            ),
+            (
+                "faces.diffusers.ip_adapter",
+                config["faces"].get("diffusers", {}).get("ip_adapter"),
+            ),
+        ]
+    if config["faces"]["filter"]["embedder"] == "clip":
+        needed.append(
+            ("faces.filter.clip_model", config["faces"]["filter"].get("clip_model"))
+        )
+    if config["captions"]["paraphrase"] == "transformers":
+        needed.append(
+            ("captions.paraphrase_model", config["captions"].get("paraphrase_model"))
+        )
+    for key, value in needed:
+        if not value:
+            raise ValueError(
+                f"config key {key}: required by the chosen backend; set it to a local folder "
+                "or a hub id present in the local Hugging Face cache"
+            )
+
+
+check_required_models(config)
+
+
+def shell_flags(pairs):
+    """'--flag value' for every (flag, value) whose value is set, quoted for the shell."""
+    return " ".join(
+        f"{flag} {shlex.quote(str(value))}"
+        for flag, value in pairs
+        if value is not None
+    )
+
+
+def face_backend_flags(wildcards):
+    """The diffusers backend's flags from faces.diffusers (the procedural backend takes none)."""
+    if config["faces"]["backend"] != "diffusers":
+        return ""
+    settings = config["faces"].get("diffusers", {})
+    return shell_flags(
+        (flag, settings.get(option)) for option, (flag, _) in DIFFUSERS_OPTIONS.items()
+    )
+
+
+def face_filter_flags(wildcards):
+    """Flags of the clip embedder and the demographic check (the pixels embedder needs none)."""
+    settings = config["faces"]["filter"]
+    demographics = " ".join(settings["demographics"]) or "none"
+    return (
+        shell_flags(
+            [
+                ("--clip-model", settings.get("clip_model")),
+                ("--clip-checkpoint", settings.get("clip_checkpoint")),
+            ]
+        )
+        + f" --demographics {demographics}"
+    )
+
+
+def paraphrase_flags(wildcards):
+    """The paraphrase backend's flags: captions.paraphrase_<x> -> --paraphrase-<x>."""
+    settings = config["captions"]
+    return shell_flags(
+        (f"--{key.replace('_', '-')}", value)
+        for key, value in sorted(settings.items())
+        if key.startswith("paraphrase_")
+    )
 
 
 # One environment for every rule (relative to the rule files).

@@ -1,6 +1,6 @@
 rule splits:
     input:
-        faces="results/{run}/data/faces.parquet",
+        faces="results/{run}/data/faces_kept.parquet",
         captions="results/{run}/data/captions.parquet",
         identities="results/{run}/data/identities_metadata.json",
     output:
@@ -27,3 +27,47 @@ rule splits:
         " --identities {input.identities} --holdout-identity-fraction {params.holdout}"
         " --partial-forget-fraction {params.partial} --fragile-fraction {params.fragile}"
         " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule resolved_config:
+    output:
+        "results/{run}/config.resolved.json",
+    log:
+        "results/{run}/logs/resolved_config.log",
+    benchmark:
+        "results/{run}/benchmarks/resolved_config.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=config,
+    run:
+        from salmu.io import write_json
+
+        write_json(params.config, output[0])
+
+
+rule dataset_card:
+    input:
+        splits=[split_parquet(s) for s in SPLIT_NAMES],
+        metadata=expand("results/{{run}}/benchmark/{name}", name=BENCHMARK_JSONS),
+        config="results/{run}/config.resolved.json",
+        face_report="results/{run}/data/face_filter_report.json",
+    output:
+        "results/{run}/benchmark/README.md",
+    log:
+        "results/{run}/logs/dataset_card.log",
+    benchmark:
+        "results/{run}/benchmarks/dataset_card.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        benchmark_dir=benchmark_dir,
+    shell:
+        "salmu card --benchmark {params.benchmark_dir} --config {input.config}"
+        " --face-report {input.face_report} --out {output} > {log} 2>&1"

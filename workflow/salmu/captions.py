@@ -10,8 +10,11 @@ Every image gets exactly one caption (``text``):
 Every image also gets that generic description as ``generic_text`` (the official
 ``sensitive_set_generic_captions.json``).
 
-Paraphrasing with a language model (the paper's Gemma3-12B step) is a later backend; only
-``--paraphrase none`` exists for now.
+Paraphrasing (the paper's Gemma3-12B step) is pluggable (salmu/paraphrase.py): ``--paraphrase none``
+(the default) keeps the template captions; ``--paraphrase transformers --paraphrase-model <hub id or
+dir>`` rewrites each sensitive caption in its style with a causal LM and keeps a rewrite only if it
+passes the guard rails (name and value verbatim, one line, not too long); otherwise the template
+caption stays. Columns and row order are the same for every backend.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from pathlib import Path
 
 import polars as pl
 
+from salmu import paraphrase
 from salmu.faces import IDENTITY_LOOK_KEYS, IMAGE_LOOK_KEYS
-from salmu.io import read_parquet, read_yaml, write_parquet
+from salmu.io import read_parquet, read_yaml, write_json, write_parquet
 from salmu.seeding import stream
 
 STYLES = ("plain", "formal", "records", "conversational", "inverted")
 KINDS = ("sensitive", "generic", "anonymous")
-PARAPHRASE_BACKENDS = ("none",)
+PARAPHRASE_BACKENDS = paraphrase.BACKENDS
 DEFAULT_ATTRIBUTES = ("city", "job", "blood_type", "phone_number", "email", "iban")
 COLUMNS = (
     "file_name",
@@ -352,6 +356,48 @@ def build_captions(
 
 
 # --------------------------------------------------------------------------------------------
+# Paraphrasing
+
+
+def apply_paraphrases(
+    captions: pl.DataFrame, generate: paraphrase.Generate, settings: paraphrase.Settings
+) -> tuple[pl.DataFrame, paraphrase.Stats]:
+    """Rewrite the sensitive captions with a paraphrase backend; rows the guard rejects keep their
+    template caption. Only ``text`` changes (``generic_text`` and the other columns stay)."""
+    is_sensitive = captions["kind"] == "sensitive"
+    rows = captions.filter(is_sensitive).to_dicts()
+    texts, stats = paraphrase.paraphrase_rows(
+        rows,
+        generate,
+        settings.prompt,
+        settings.max_length_ratio,
+        dedupe=settings.temperature == 0,
+    )
+    new_text = dict(zip((r["file_name"] for r in rows), texts))
+    column = [
+        new_text.get(name, text) for name, text in zip(captions["file_name"], captions["text"])
+    ]
+    return captions.with_columns(pl.Series("text", column, dtype=pl.String)), stats
+
+
+def paraphrase_settings(args: argparse.Namespace) -> paraphrase.Settings:
+    return paraphrase.Settings(
+        model=args.paraphrase_model,
+        device=args.paraphrase_device,
+        threads=args.paraphrase_threads,
+        batch_size=args.paraphrase_batch_size,
+        max_new_tokens=args.paraphrase_max_new_tokens,
+        temperature=args.paraphrase_temperature,
+        top_p=args.paraphrase_top_p,
+        dtype=args.paraphrase_dtype,
+        chat_template=args.paraphrase_chat_template,
+        prompt=paraphrase.load_prompt(args.paraphrase_prompt),
+        max_length_ratio=args.paraphrase_max_length_ratio,
+        seed=args.seed,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -368,20 +414,84 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="sensitive attribute types (data_field); each sensitive image gets exactly one",
     )
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--paraphrase", default="none", help="paraphrase backend (only: none)")
+    parser.add_argument(
+        "--paraphrase",
+        default="none",
+        help=f"paraphrase backend, one of {PARAPHRASE_BACKENDS} (default: none, templates only)",
+    )
+    group = parser.add_argument_group("paraphrase backend 'transformers'")
+    group.add_argument(
+        "--paraphrase-model",
+        default=None,
+        help="causal LM: hub id (e.g. google/gemma-3-12b-it) or local directory",
+    )
+    group.add_argument("--paraphrase-device", default="cpu", help="torch device (default: cpu)")
+    group.add_argument(
+        "--paraphrase-threads",
+        type=int,
+        default=0,
+        help="torch.set_num_threads for generation (0: leave torch's default)",
+    )
+    group.add_argument("--paraphrase-batch-size", type=int, default=8, help="prompts per batch")
+    group.add_argument(
+        "--paraphrase-max-new-tokens", type=int, default=64, help="generated tokens per caption"
+    )
+    group.add_argument(
+        "--paraphrase-temperature",
+        type=float,
+        default=0.0,
+        help="0: greedy decoding (default); > 0: sampling seeded from --seed per batch",
+    )
+    group.add_argument(
+        "--paraphrase-top-p", type=float, default=1.0, help="nucleus sampling (temperature > 0)"
+    )
+    group.add_argument(
+        "--paraphrase-dtype",
+        default="auto",
+        help=f"model dtype, one of {paraphrase.DTYPES} (auto: the checkpoint's)",
+    )
+    group.add_argument(
+        "--paraphrase-chat-template",
+        default="auto",
+        help=f"wrap prompts in the tokenizer's chat template: {paraphrase.CHAT_TEMPLATE_MODES}",
+    )
+    group.add_argument(
+        "--paraphrase-prompt",
+        default=None,
+        help="prompt template file with {style}, {style_hint}, {caption}, {name}, {value} "
+        "(default: the built-in prompt)",
+    )
+    group.add_argument(
+        "--paraphrase-max-length-ratio",
+        type=float,
+        default=3.0,
+        help="guard: reject a paraphrase longer than this times the template caption",
+    )
+    group.add_argument(
+        "--paraphrase-report",
+        default=None,
+        help="optional JSON report: settings, accepted/fallback counts, acceptance rate",
+    )
     parser.add_argument("--out", required=True, help="captions.parquet")
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.paraphrase not in PARAPHRASE_BACKENDS:
-        raise ValueError(
-            f"--paraphrase: unknown backend {args.paraphrase!r}; available: {PARAPHRASE_BACKENDS}"
-        )
+    # Every flag is checked before any input is read or any model is loaded.
+    settings = paraphrase_settings(args)
+    paraphrase.check_settings(args.paraphrase, settings)
     bank = load_templates(args.templates)
     personas = read_parquet(args.personas, ["identity_id", "name", "gender"])
     attributes = check_attributes(args.attributes, bank, args.templates, personas.columns)
     faces = read_parquet(args.faces, ["file_name", "identity_id", "kind", "image_idx", "look"])
     captions = build_captions(faces, personas, bank, attributes, args.seed, source=str(args.faces))
+    generate = paraphrase.load_backend(args.paraphrase, settings)
+    stats = None
+    if generate is not None:
+        captions, stats = apply_paraphrases(captions, generate, settings)
     write_parquet(captions, args.out)
+    if args.paraphrase_report:
+        write_json(paraphrase.report(args.paraphrase, settings, stats), args.paraphrase_report)
     counts = captions.group_by("kind").len().sort("kind").rows()
     print(json.dumps(dict(counts)))
+    if stats is not None:
+        print(stats.summary())

@@ -13,8 +13,10 @@ import sys
 STAGES = {
     "personas": ("salmu.personas", "Faker personas with culturally consistent fictitious PII"),
     "faces": ("salmu.faces", "identity-consistent face images"),
+    "face-filter": ("salmu.face_filter", "curate faces: identity consistency and demographics"),
     "captions": ("salmu.captions", "sensitive and generic captions for every image"),
     "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
+    "card": ("salmu.card", "Hugging Face dataset card (README.md) for the benchmark directory"),
     "retain": ("salmu.retain", "synthetic retain scenes and the GenKnow zero-shot set"),
     "shards": ("salmu.shards", "webdataset training shards"),
     "leakcheck": ("salmu.leakcheck", "check a training set holds no forbidden sample"),

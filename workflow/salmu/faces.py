@@ -7,27 +7,37 @@ shirt, aspect ratio, noise). The variation must be real but must not swamp ident
 CLIP sees 32x32 pixels and still has to tell the identities apart, so that a model trained on
 "name <-> face" captions leaks the association.
 
-Rendering goes through a small backend interface (``FaceBackend``) chosen by name from ``BACKENDS``;
-the offline ``procedural`` backend draws vector faces with Pillow. Looks and variations are
-backend-independent named values, so a generative backend can turn the same dicts into prompts.
+This module owns the looks, the per-image plan (file names, aspects, variations, seeds), the table,
+the contact sheet and the CLI. Rendering goes through the backend interface in
+``salmu.face_backends`` (chosen by name): the offline ``procedural`` backend draws vector faces with
+Pillow; the ``diffusers`` backend makes an anchor portrait per identity with a text-to-image model
+and identity-preserving variants with an IP-Adapter. Looks and variations are backend-independent
+named values, so a generative backend turns the same dicts into prompts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import polars as pl
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from salmu.face_backends import (
+    BACKENDS,
+    FaceBackend,
+    Identity,
+    PlannedImage,
+    backend_class,
+    get_backend,
+)
 from salmu.io import ensure_parent, jpeg_bytes, open_image, read_parquet, write_parquet
-from salmu.seeding import stream
+from salmu.seeding import derive_seed, stream
 
 RGB = tuple[int, int, int]
 
@@ -146,9 +156,6 @@ SHIRT_COLORS: dict[str, RGB] = {
 }
 
 EXPRESSIONS = ("neutral", "smile")
-
-# Close-up framing: at 32 px every background pixel is nuisance, so the head fills most of the frame.
-FACE_SCALE = 1.2
 
 # Traits compared for distinctness: the ones most visible at 32 px.
 # Keys of the `look` JSON column: per identity, then per image. Captions and splits read these.
@@ -395,438 +402,6 @@ def face_file_name(identity_number: int, image_idx: int, aspect: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Backends
-# ---------------------------------------------------------------------------------------------
-
-
-class FaceBackend(Protocol):
-    """Turns a look and a variation into an image of exactly ``width`` x ``height`` pixels.
-
-    ``render`` must be a pure function of its arguments (determinism contract).
-    """
-
-    name: str
-
-    def render(
-        self, look: dict[str, Any], variation: dict[str, Any], width: int, height: int
-    ) -> Image.Image: ...
-
-
-def _shade(color: RGB, factor: float) -> RGB:
-    return tuple(int(max(0, min(255, round(c * factor)))) for c in color)
-
-
-def _mix(a: RGB, b: RGB, t: float) -> RGB:
-    """``t`` of ``a`` and ``1 - t`` of ``b``."""
-    return tuple(int(round(t * x + (1 - t) * y)) for x, y in zip(a, b))
-
-
-class _Painter:
-    """Draws polygons in output-pixel units, rotated about a pivot, on a supersampled canvas."""
-
-    def __init__(self, image: Image.Image, scale: int, pivot: tuple[float, float], tilt: float):
-        self.draw = ImageDraw.Draw(image, "RGBA")
-        self.scale = scale
-        self.pivot = np.array(pivot, dtype=np.float64)
-        rad = math.radians(tilt)
-        self.rot = np.array([[math.cos(rad), -math.sin(rad)], [math.sin(rad), math.cos(rad)]])
-
-    def _tx(self, pts) -> list[tuple[float, float]]:
-        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-        out = ((pts - self.pivot) @ self.rot.T + self.pivot) * self.scale
-        return [tuple(p) for p in np.round(out, 2)]
-
-    def polygon(self, pts, fill) -> None:
-        self.draw.polygon(self._tx(pts), fill=fill)
-
-    def ellipse(self, cx, cy, rx, ry, fill, n: int = 40) -> None:
-        t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-        self.polygon(np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1), fill)
-
-    def line(self, pts, fill, width: float) -> None:
-        self.draw.line(
-            self._tx(pts), fill=fill, width=max(1, round(width * self.scale)), joint="curve"
-        )
-
-
-def _superellipse(cx, cy, a, b, n, taper, theta) -> np.ndarray:
-    """Points of a head-like outline; image y points down, so ``sin(theta) > 0`` is the chin side."""
-    c, s = np.cos(theta), np.sin(theta)
-    x = a * np.sign(c) * np.abs(c) ** (2.0 / n)
-    y = b * np.sign(s) * np.abs(s) ** (2.0 / n)
-    x = x * (1.0 - taper * np.clip(y / b, 0.0, None) ** 2)  # narrower towards the chin
-    return np.stack([cx + x, cy + y], axis=1)
-
-
-class ProceduralFaceBackend:
-    """Offline vector faces drawn with Pillow (supersampled, then box-reduced)."""
-
-    name = "procedural"
-
-    def render(
-        self, look: dict[str, Any], variation: dict[str, Any], width: int, height: int
-    ) -> Image.Image:
-        # Supersample so thin features (glasses frames, brows) survive as soft strokes.
-        ss = int(min(4, max(2, 256 // max(width, height))))
-        # The background gradient is smooth: compute it at output size, upscale for drawing.
-        canvas = Image.fromarray(_gradient(variation, width, height), "RGB").resize(
-            (width * ss, height * ss), Image.BILINEAR
-        )
-        # The face is sized by the short side, which is what survives CLIP's centre crop.
-        u = min(width, height) * variation["zoom"] * FACE_SCALE
-        cx = width / 2 + variation["offset_x"] * min(width, height)
-        cy = height / 2 - 0.01 * u + variation["offset_y"] * min(width, height)
-        painter = _Painter(canvas, ss, (cx, cy), variation["tilt"])
-        _draw_person(painter, look, variation, cx, cy, u)
-        small = canvas.reduce(ss)
-        return Image.fromarray(_relight(np.asarray(small), variation), "RGB")
-
-
-BACKENDS: dict[str, type] = {"procedural": ProceduralFaceBackend}
-
-
-def get_backend(name: str, **options: Any) -> FaceBackend:
-    """Instantiate a registered backend; ``options`` go to its constructor (model paths, ...)."""
-    if name not in BACKENDS:
-        raise ValueError(
-            f"--backend {name!r}: unknown face backend; choose one of {sorted(BACKENDS)}"
-        )
-    return BACKENDS[name](**options)
-
-
-def _gradient(variation: dict[str, Any], width: int, height: int) -> np.ndarray:
-    """Background: the named colour fading linearly to a darker shade of it."""
-    base = np.array(BACKGROUNDS[variation["background"]], dtype=np.float64)
-    far = base * variation["background_shade"]
-    rad = math.radians(variation["gradient_angle"])
-    xs, ys = np.linspace(-0.5, 0.5, width)[None, :], np.linspace(-0.5, 0.5, height)[:, None]
-    t = np.clip(xs * math.cos(rad) + ys * math.sin(rad) + 0.5, 0.0, 1.0)[..., None]
-    return np.round(base * (1 - t) + far * t).astype(np.uint8)
-
-
-def _relight(pixels: np.ndarray, variation: dict[str, Any]) -> np.ndarray:
-    """Brightness, contrast, colour tint, a soft directional light and sensor noise."""
-    img = pixels.astype(np.float64)
-    img = img * variation["brightness"]
-    mean = img.mean()
-    img = (img - mean) * variation["contrast"] + mean
-    img = img * (1.0 + np.array(variation["tint"], dtype=np.float64))
-    h, w = img.shape[:2]
-    rad = math.radians(variation["light_angle"])
-    xs, ys = np.linspace(-0.5, 0.5, w)[None, :], np.linspace(-0.5, 0.5, h)[:, None]
-    side = xs * math.cos(rad) + ys * math.sin(rad)
-    img = img * (1.0 + 2.0 * variation["light_strength"] * side)[..., None]
-    noise_rng = np.random.default_rng(variation["noise_seed"])
-    img = img + noise_rng.normal(0.0, variation["noise_sigma"], size=img.shape)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
-
-
-# Hair styles drawn as a cap over the head: (thickness in u, how low the sides reach in radians,
-# hairline points as (x in half-widths, y in half-heights) from the left side to the right side).
-_CAPS: dict[str, tuple[float, float, list[tuple[float, float]]]] = {
-    "buzz cut": (
-        0.015,
-        0.0,
-        [(-0.96, 0.0), (-0.7, -0.55), (0.0, -0.62), (0.7, -0.55), (0.96, 0.0)],
-    ),
-    "short": (0.05, 0.12, [(-0.94, 0.1), (-0.75, -0.42), (0.0, -0.5), (0.75, -0.42), (0.94, 0.1)]),
-    "side part": (
-        0.075,
-        0.12,
-        [(-0.94, 0.1), (-0.8, -0.5), (-0.45, -0.66), (0.2, -0.48), (0.8, -0.3), (0.94, 0.1)],
-    ),
-    "spiky": (0.05, 0.08, [(-0.94, 0.05), (-0.7, -0.5), (0.0, -0.58), (0.7, -0.5), (0.94, 0.05)]),
-    "curly": (0.07, 0.2, [(-0.92, 0.2), (-0.7, -0.4), (0.0, -0.46), (0.7, -0.4), (0.92, 0.2)]),
-    "afro": (0.1, 0.25, [(-0.92, 0.25), (-0.7, -0.45), (0.0, -0.5), (0.7, -0.45), (0.92, 0.25)]),
-    "mohawk": (0.012, 0.0, [(-0.96, 0.0), (-0.7, -0.55), (0.0, -0.62), (0.7, -0.55), (0.96, 0.0)]),
-    "bob": (0.07, 1.0, [(-0.97, 0.62), (-0.86, -0.3), (0.86, -0.3), (0.97, 0.62)]),
-    "long straight": (
-        0.06,
-        1.2,
-        [
-            (-0.97, 0.9),
-            (-0.78, 0.0),
-            (-0.45, -0.55),
-            (0.0, -0.72),
-            (0.45, -0.55),
-            (0.78, 0.0),
-            (0.97, 0.9),
-        ],
-    ),
-    "long wavy": (
-        0.08,
-        1.2,
-        [
-            (-0.97, 0.9),
-            (-0.76, 0.05),
-            (-0.5, -0.5),
-            (0.0, -0.6),
-            (0.5, -0.5),
-            (0.76, 0.05),
-            (0.97, 0.9),
-        ],
-    ),
-    "ponytail": (
-        0.03,
-        0.05,
-        [(-0.95, 0.05), (-0.7, -0.58), (0.0, -0.66), (0.7, -0.58), (0.95, 0.05)],
-    ),
-    "bun": (0.03, 0.05, [(-0.95, 0.05), (-0.7, -0.58), (0.0, -0.66), (0.7, -0.58), (0.95, 0.05)]),
-}
-
-
-def _draw_person(p: _Painter, look: dict[str, Any], var: dict[str, Any], cx, cy, u) -> None:
-    skin = SKIN_TONES[look["skin_tone"]]
-    hair = HAIR_COLORS[look["hair_color"]]
-    style = look["hair_style"]
-    wscale, hscale, n_exp, taper = FACE_SHAPES[look["face_shape"]]
-    a = 0.23 * u * wscale  # head half-width
-    b = 0.30 * u * hscale  # head half-height
-    yaw = var["yaw"] * a  # facial features slide sideways with a head turn
-    dark_skin = _shade(skin, 0.85)
-
-    _draw_hair_back(p, style, hair, cx, cy, a, b, u)
-
-    # Neck and shoulders; the shirt reaches past the frame so tilting never shows its edge.
-    p.polygon(
-        [
-            (cx - 0.45 * a, cy + 0.4 * b),
-            (cx + 0.45 * a, cy + 0.4 * b),
-            (cx + 0.5 * a, cy + b + 0.2 * u),
-            (cx - 0.5 * a, cy + b + 0.2 * u),
-        ],
-        dark_skin,
-    )
-    shirt = SHIRT_COLORS[var["shirt_color"]]
-    top = cy + b + 0.08 * u
-    p.ellipse(cx, top + 0.5 * u, 0.62 * u, 0.5 * u, shirt)
-    p.polygon(
-        [(cx - 0.3 * a, top - 0.01 * u), (cx + 0.3 * a, top - 0.01 * u), (cx, top + 0.12 * u)],
-        dark_skin,
-    )
-
-    # Ears, then the head.
-    for side in (-1, 1):
-        p.ellipse(cx + side * 0.97 * a - 0.3 * yaw, cy + 0.02 * b, 0.16 * a, 0.24 * b, dark_skin)
-    theta = np.linspace(0, 2 * np.pi, 72, endpoint=False)
-    p.polygon(_superellipse(cx, cy, a, b, n_exp, taper, theta), skin)
-
-    _draw_hair_front(p, style, hair, skin, cx, cy, a, b, u, n_exp)
-
-    if look["age_band"] != "young":  # forehead lines; more of them with age
-        lines = 2 if look["age_band"] == "older" else 1
-        for k in range(lines):
-            y = cy - (0.42 + 0.1 * k) * b
-            p.line(
-                [(cx - 0.35 * a + yaw, y), (cx + yaw, y - 0.02 * b), (cx + 0.35 * a + yaw, y)],
-                _shade(skin, 0.78 if lines == 2 else 0.85),
-                0.012 * u,
-            )
-
-    # Eyes and brows.
-    eye_y = cy - 0.05 * b
-    eye_r = 0.15 * a if look["age_band"] != "older" else 0.13 * a
-    brow = _shade(hair, 0.7) if sum(hair) > 300 else hair
-    for side in (-1, 1):
-        ex = cx + side * 0.38 * a + yaw
-        p.ellipse(ex, eye_y, eye_r * 1.25, eye_r * 0.75, (245, 245, 240))
-        p.ellipse(ex + 0.3 * yaw, eye_y, eye_r * 0.62, eye_r * 0.62, EYE_COLORS[look["eye_color"]])
-        p.ellipse(ex + 0.3 * yaw, eye_y, eye_r * 0.3, eye_r * 0.3, (10, 10, 12))
-        if look["gender"] == "female":  # lash line
-            p.line(
-                [
-                    (ex - eye_r * 1.3, eye_y - 0.1 * eye_r),
-                    (ex, eye_y - 0.8 * eye_r),
-                    (ex + eye_r * 1.3, eye_y - 0.1 * eye_r),
-                ],
-                (20, 16, 16),
-                0.014 * u,
-            )
-        p.line(
-            [
-                (ex - side * 0.2 * a, eye_y - 0.2 * b),
-                (ex + side * 0.05 * a, eye_y - 0.27 * b),
-                (ex + side * 0.22 * a, eye_y - 0.22 * b),
-            ],
-            brow,
-            0.03 * u,
-        )
-
-    # Nose.
-    p.line(
-        [
-            (cx + yaw, cy + 0.05 * b),
-            (cx + 0.08 * a + yaw, cy + 0.3 * b),
-            (cx - 0.06 * a + yaw, cy + 0.34 * b),
-        ],
-        _shade(skin, 0.72),
-        0.016 * u,
-    )
-
-    if look["beard"]:
-        t = np.linspace(0.12, np.pi - 0.12, 36)
-        jaw = _superellipse(cx, cy, a * 1.02, b * 1.03, n_exp, taper, t)
-        upper = [
-            (cx - 0.7 * a + yaw, cy + 0.3 * b),
-            (cx - 0.3 * a + yaw, cy + 0.38 * b),
-            (cx + yaw, cy + 0.36 * b),
-            (cx + 0.3 * a + yaw, cy + 0.38 * b),
-            (cx + 0.7 * a + yaw, cy + 0.3 * b),
-        ]
-        p.polygon(np.concatenate([jaw, np.array(upper)]), _shade(hair, 0.9))
-
-    # Mouth.
-    mouth_y = cy + 0.55 * b
-    lips = _mix((186, 60, 72), skin, 0.55) if look["gender"] == "female" else _shade(skin, 0.65)
-    if var["expression"] == "smile":
-        p.polygon(
-            [
-                (cx - 0.3 * a + yaw, mouth_y - 0.04 * b),
-                (cx + 0.3 * a + yaw, mouth_y - 0.04 * b),
-                (cx + 0.12 * a + yaw, mouth_y + 0.1 * b),
-                (cx - 0.12 * a + yaw, mouth_y + 0.1 * b),
-            ],
-            lips,
-        )
-        p.line(
-            [(cx - 0.22 * a + yaw, mouth_y - 0.01 * b), (cx + 0.22 * a + yaw, mouth_y - 0.01 * b)],
-            (240, 240, 235),
-            0.012 * u,
-        )
-    else:
-        p.line(
-            [
-                (cx - 0.24 * a + yaw, mouth_y),
-                (cx + yaw, mouth_y + 0.03 * b),
-                (cx + 0.24 * a + yaw, mouth_y),
-            ],
-            lips,
-            0.028 * u,
-        )
-
-    if look["glasses"]:
-        # A bold dark band: thick frames and tinted lenses stay visible at 32 px.
-        frame = (24, 24, 28)
-        t = np.linspace(0, 2 * np.pi, 28, endpoint=False)
-        for side in (-1, 1):
-            ex = cx + side * 0.4 * a + yaw
-            lens = _superellipse(ex, eye_y, 0.3 * a, 0.2 * b, 4.0, 0.0, t)
-            p.polygon(lens, (20, 20, 30, 80))
-            p.line(np.concatenate([lens, lens[:1]]), frame, 0.035 * u)
-            p.line(
-                [(ex + side * 0.3 * a, eye_y - 0.05 * b), (cx + side * 0.98 * a, eye_y)],
-                frame,
-                0.025 * u,
-            )
-        p.line(
-            [(cx - 0.1 * a + yaw, eye_y - 0.03 * b), (cx + 0.1 * a + yaw, eye_y - 0.03 * b)],
-            frame,
-            0.03 * u,
-        )
-
-
-def _bumps(p: _Painter, pts: np.ndarray, r: float, color) -> None:
-    for x, y in pts:
-        p.ellipse(x, y, r, r, color, n=16)
-
-
-def _draw_hair_back(p: _Painter, style, hair, cx, cy, a, b, u) -> None:
-    """Hair behind the head: the silhouette that tells long, afro, ponytail and bun apart."""
-    if style == "afro":
-        t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
-        rim = np.stack([cx + 1.45 * a * np.cos(t), cy - 0.25 * b + 1.0 * b * np.sin(t)], axis=1)
-        p.ellipse(cx, cy - 0.25 * b, 1.45 * a, 1.0 * b, hair)
-        _bumps(p, rim, 0.07 * u, hair)
-    elif style in ("long straight", "long wavy"):
-        bottom = cy + 1.45 * b
-        p.polygon(
-            [
-                (cx - 1.28 * a, cy - 0.3 * b),
-                (cx + 1.28 * a, cy - 0.3 * b),
-                (cx + 1.38 * a, bottom),
-                (cx - 1.38 * a, bottom),
-            ],
-            hair,
-        )
-        p.ellipse(cx, cy - 0.3 * b, 1.28 * a, 0.95 * b, hair)
-        if style == "long wavy":
-            ys = np.linspace(cy - 0.4 * b, bottom, 7)
-            for side in (-1, 1):
-                xs = cx + side * (1.34 * a + 0.06 * u * np.sin(np.arange(7) * 1.7))
-                _bumps(p, np.stack([xs, ys], axis=1), 0.08 * u, hair)
-    elif style == "bob":
-        p.polygon(
-            [
-                (cx - 1.22 * a, cy - 0.3 * b),
-                (cx + 1.22 * a, cy - 0.3 * b),
-                (cx + 1.22 * a, cy + 0.62 * b),
-                (cx - 1.22 * a, cy + 0.62 * b),
-            ],
-            hair,
-        )
-        p.ellipse(cx, cy - 0.3 * b, 1.22 * a, 0.95 * b, hair)
-    elif style == "ponytail":
-        p.ellipse(cx + 1.15 * a, cy + 0.25 * b, 0.3 * a, 0.8 * b, hair)
-        p.ellipse(cx + 0.95 * a, cy - 0.5 * b, 0.22 * a, 0.22 * a, _shade(hair, 0.75))
-    elif style == "bun":
-        p.ellipse(cx, cy - b - 0.1 * u, 0.15 * u, 0.13 * u, hair)
-
-
-def _draw_hair_front(p: _Painter, style, hair, skin, cx, cy, a, b, u, n_exp) -> None:
-    if style == "bald":
-        # A horseshoe fringe at the sides keeps the hair colour visible; a shine marks the crown.
-        for side in (-1, 1):
-            p.ellipse(cx + side * 0.93 * a, cy - 0.22 * b, 0.17 * a, 0.32 * b, hair)
-        p.ellipse(cx - 0.2 * a, cy - 0.72 * b, 0.25 * a, 0.1 * b, _mix((255, 255, 255), skin, 0.25))
-        return
-    thickness, reach, hairline = _CAPS[style]
-    color = hair
-    if style in ("buzz cut", "mohawk"):
-        color = _mix(hair, skin, 0.6)  # stubble: the scalp shows through
-    theta = np.linspace(reach, -np.pi - reach, 40)
-    t = thickness * u
-    arc = _superellipse(cx, cy, a + t, b + t, n_exp, 0.0, theta)
-    inner = np.array([(cx + x * a, cy + y * b) for x, y in hairline])  # left to right
-    cap = np.concatenate([arc, inner])
-    p.polygon(cap, color)
-    if style == "mohawk":
-        p.polygon(
-            [
-                (cx - 0.2 * a, cy - 0.55 * b),
-                (cx - 0.22 * a, cy - b - 0.12 * u),
-                (cx, cy - b - 0.2 * u),
-                (cx + 0.22 * a, cy - b - 0.12 * u),
-                (cx + 0.2 * a, cy - 0.55 * b),
-            ],
-            hair,
-        )
-    elif style == "spiky":
-        for k in range(-2, 3):
-            x0 = cx + k * 0.36 * a
-            base_y = cy - b * math.sqrt(max(0.0, 1 - (k * 0.36) ** 2)) - 0.02 * u
-            p.polygon(
-                [
-                    (x0 - 0.2 * a, base_y + 0.06 * u),
-                    (x0 + 0.04 * a, base_y - 0.11 * u),
-                    (x0 + 0.2 * a, base_y + 0.06 * u),
-                ],
-                hair,
-            )
-    elif style in ("curly", "afro"):
-        _bumps(p, arc[::3], 0.055 * u, hair)
-        fringe = np.array(
-            [(cx + x * a, cy + y * b) for x, y in np.linspace(hairline[1], hairline[-2], 5)]
-        )
-        _bumps(p, fringe, 0.05 * u, _shade(hair, 0.85))
-    elif style == "side part":
-        p.line(
-            [(cx - 0.45 * a, cy - 0.66 * b), (cx - 0.5 * a, cy - b - 0.05 * u)],
-            _shade(hair, 0.7) if sum(hair) > 120 else _mix((90, 90, 90), hair, 0.3),
-            0.012 * u,
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------------------------
 
@@ -894,26 +469,77 @@ def image_plan(
     return plan
 
 
-def render_image(
-    backend: FaceBackend,
-    look: dict[str, Any],
+def load_countries(path: str | Path) -> dict[int, str]:
+    """Country per persona number, when the personas table has a ``country`` column.
+
+    Only generative backends use it (in prompts); the procedural renderer ignores it.
+    """
+    frame = read_parquet(path, columns=["identity_id"])
+    if "country" not in frame.columns:
+        return {}
+    return {
+        int(ident): country
+        for ident, country in frame.select("identity_id", "country").iter_rows()
+        if isinstance(country, str) and country.strip()
+    }
+
+
+def plan_image(
     number: int,
+    is_persona: bool,
+    kind: str,
     image_idx: int,
     size: int,
     aspect_range: tuple[float, float],
     seed: int,
-) -> tuple[Image.Image, float, dict[str, Any]]:
-    """One image of one identity; returns ``(image, realised aspect, variation)``."""
+) -> PlannedImage:
+    """Decide one image: its size (aspect drawn first), its variation and its sampling seed."""
     rng = stream(seed, "faces", "image", f"{number:08d}", image_idx)
     width, height = image_size(float(rng.uniform(*aspect_range)), size)
     variation = draw_variation(rng)
-    image = backend.render(look, variation, width, height)
-    if image.size != (width, height):
+    return PlannedImage(
+        number=number,
+        is_persona=is_persona,
+        kind=kind,
+        image_idx=image_idx,
+        width=width,
+        height=height,
+        variation=variation,
+        # A separate named stream: drawing it never shifts the look/variation draws above.
+        seed=derive_seed(seed, "faces", "render", f"{number:08d}", image_idx),
+    )
+
+
+def make_identity(
+    number: int, is_persona: bool, gender: str, age_band: str, country: str | None, seed: int
+) -> Identity:
+    return Identity(
+        number=number,
+        is_persona=is_persona,
+        gender=gender,
+        age_band=age_band,
+        country=country,
+        anchor_seed=derive_seed(seed, "faces", "anchor", f"{number:08d}"),
+    )
+
+
+def render_identity(
+    backend: FaceBackend, look: dict[str, Any], identity: Identity, planned: list[PlannedImage]
+) -> list[Image.Image]:
+    """All images of one identity from the backend, checked against the plan."""
+    images = list(backend.render_identity(look, identity, planned))
+    if len(images) != len(planned):
         raise ValueError(
-            f"backend {backend.name!r} returned {image.size}, expected {(width, height)}"
+            f"backend {backend.name!r} returned {len(images)} images for identity "
+            f"{identity.label}, expected {len(planned)}"
         )
-    # The realised aspect (after rounding to whole pixels) names the file, so name and pixels agree.
-    return image, width / height, variation
+    for image, item in zip(images, planned):
+        if image.size != (item.width, item.height):
+            raise ValueError(
+                f"backend {backend.name!r} returned {image.size} for "
+                f"{identity.label}_{item.image_idx:03d}, expected {(item.width, item.height)}"
+            )
+    return images
 
 
 def build_faces(
@@ -928,37 +554,52 @@ def build_faces(
     aspect_range: tuple[float, float],
     jpeg_quality: int,
     seed: int,
+    countries: dict[int, str] | None = None,
     progress: bool = False,
 ) -> pl.DataFrame:
-    """Render every image and return the faces table (sorted by file_name)."""
+    """Render every image, one identity at a time, and return the faces table (sorted by file_name).
+
+    ``countries`` (persona number -> country) only feeds generative backends' prompts.
+    """
+    countries = countries or {}
     anonymous = anonymous_people(n_anonymous, seed)
     looks = assign_looks(list(personas) + anonymous, seed)
     plan = image_plan(personas, n_sensitive, n_generic, anonymous, n_anonymous_images)
+    per_identity: dict[int, list[PlannedImage]] = {}
+    for number, is_persona, kind, idx in plan:
+        item = plan_image(number, is_persona, kind, idx, size, aspect_range, seed)
+        per_identity.setdefault(number, []).append(item)
+    people = [(p, True) for p in personas] + [(p, False) for p in anonymous]
     rows: dict[str, list] = {c: [] for c in COLUMNS}
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(personas) + len(anonymous), unit="identity", file=sys.stderr)
-    for number, is_persona, kind, idx in plan:
+        bar = tqdm(total=len(people), unit="identity", file=sys.stderr)
+    for (number, gender, age_band), is_persona in people:
         look = looks[number]
-        image, aspect, variation = render_image(
-            backend, look, number, idx, size, aspect_range, seed
-        )
-        rows["file_name"].append(face_file_name(number, idx, aspect))
-        rows["identity_id"].append(f"{number:08d}" if is_persona else None)
-        rows["kind"].append(kind)
-        rows["image_idx"].append(idx)
-        rows["aspect"].append(aspect)
-        rows["width"].append(image.width)
-        rows["height"].append(image.height)
-        rows["image"].append(jpeg_bytes(image, jpeg_quality))
-        record = dict(
-            look, background=variation["background"], shirt_color=variation["shirt_color"]
-        )
-        rows["look"].append(json.dumps(record, sort_keys=True))
-        last = idx == (n_sensitive + n_generic - 1 if is_persona else n_anonymous_images - 1)
-        if bar is not None and last:
+        planned = per_identity.get(number, [])
+        identity = make_identity(number, is_persona, gender, age_band, countries.get(number), seed)
+        images = render_identity(backend, look, identity, planned) if planned else []
+        for item, image in zip(planned, images):
+            # The realised aspect (after rounding to whole pixels) names the file, so name and
+            # pixels agree.
+            aspect = item.width / item.height
+            rows["file_name"].append(face_file_name(number, item.image_idx, aspect))
+            rows["identity_id"].append(f"{number:08d}" if is_persona else None)
+            rows["kind"].append(item.kind)
+            rows["image_idx"].append(item.image_idx)
+            rows["aspect"].append(aspect)
+            rows["width"].append(image.width)
+            rows["height"].append(image.height)
+            rows["image"].append(jpeg_bytes(image, jpeg_quality))
+            record = dict(
+                look,
+                background=item.variation["background"],
+                shirt_color=item.variation["shirt_color"],
+            )
+            rows["look"].append(json.dumps(record, sort_keys=True))
+        if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
@@ -1032,6 +673,76 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output faces.parquet")
     parser.add_argument("--contact-sheet", default=None, help="optional PNG grid to eyeball")
 
+    diff = parser.add_argument_group(
+        "diffusers backend",
+        "Used only with --backend diffusers (the procedural backend ignores them). Each flag is "
+        "fed from the config key faces.diffusers.<option> (see DIFFUSERS_OPTIONS).",
+    )
+    diff.add_argument(
+        "--diffusers-model",
+        default=None,
+        help="text-to-image pipeline for the anchor portraits and the variants: a local folder "
+        "saved with save_pretrained, or a Hugging Face hub id present in the local HF cache "
+        "(StableDiffusionPipeline-compatible)",
+    )
+    diff.add_argument(
+        "--ip-adapter",
+        default=None,
+        help="IP-Adapter repository: a local folder or a hub id in the local HF cache",
+    )
+    diff.add_argument(
+        "--ip-adapter-subfolder",
+        default="",
+        help="folder inside --ip-adapter holding the weight file (default: its root)",
+    )
+    diff.add_argument(
+        "--ip-adapter-weight-name",
+        default=None,
+        help="IP-Adapter weight file (.safetensors or .bin)",
+    )
+    diff.add_argument(
+        "--ip-adapter-image-encoder",
+        default="image_encoder",
+        help="image encoder folder: a name inside --ip-adapter-subfolder, or a path with '/' "
+        "relative to the --ip-adapter root (diffusers' image_encoder_folder)",
+    )
+    diff.add_argument(
+        "--ip-adapter-scale",
+        type=float,
+        default=0.6,
+        help="how strongly the anchor face steers every variant (0 = text only)",
+    )
+    diff.add_argument("--steps", type=int, default=30, help="denoising steps per image")
+    diff.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance")
+    diff.add_argument(
+        "--resolution",
+        type=int,
+        default=512,
+        help="longest side generated, in pixels; images are then resized to --size",
+    )
+    diff.add_argument(
+        "--size-multiple",
+        type=int,
+        default=8,
+        help="generated width/height are multiples of this (8 for Stable Diffusion); a larger "
+        "value (e.g. 64) gives fewer distinct shapes, hence fuller batches",
+    )
+    diff.add_argument("--batch-size", type=int, default=4, help="images per pipeline call")
+    diff.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        help="auto: float16 on CUDA, float32 on CPU",
+    )
+    diff.add_argument(
+        "--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N"
+    )
+    diff.add_argument(
+        "--negative-prompt",
+        default=None,
+        help="override the built-in negative prompt (empty string for none)",
+    )
+
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.images_per_identity < 1:
@@ -1056,10 +767,46 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--jpeg-quality {args.jpeg_quality}: expected 1..100")
 
 
+# Constructor option of the diffusers backend -> (CLI flag, config key that feeds the flag). The
+# Snakemake rule passes faces.diffusers.<option> as the flag; error messages name both.
+DIFFUSERS_OPTIONS: dict[str, tuple[str, str]] = {
+    option: (flag, f"faces.diffusers.{option}")
+    for option, flag in (
+        ("model", "--diffusers-model"),
+        ("ip_adapter", "--ip-adapter"),
+        ("ip_adapter_subfolder", "--ip-adapter-subfolder"),
+        ("ip_adapter_weight_name", "--ip-adapter-weight-name"),
+        ("ip_adapter_image_encoder", "--ip-adapter-image-encoder"),
+        ("ip_adapter_scale", "--ip-adapter-scale"),
+        ("steps", "--steps"),
+        ("guidance_scale", "--guidance-scale"),
+        ("resolution", "--resolution"),
+        ("size_multiple", "--size-multiple"),
+        ("batch_size", "--batch-size"),
+        ("dtype", "--dtype"),
+        ("device", "--device"),
+        ("negative_prompt", "--negative-prompt"),
+    )
+}
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor options for the chosen backend; the procedural backend takes none."""
+    if args.backend != "diffusers":
+        return {}
+    return {
+        option: getattr(args, flag[2:].replace("-", "_"))
+        for option, (flag, _) in DIFFUSERS_OPTIONS.items()
+    }
+
+
 def run(args: argparse.Namespace) -> None:
     _check_args(args)
-    backend = get_backend(args.backend)
+    backend_class(args.backend)  # an unknown name fails before any file is read
     personas = load_personas(args.personas)
+    countries = load_countries(args.personas)
+    # Weights are checked (and the model loaded) here, before any image is generated.
+    backend = get_backend(args.backend, **backend_options(args))
     start = time.perf_counter()
     frame = build_faces(
         personas,
@@ -1072,6 +819,7 @@ def run(args: argparse.Namespace) -> None:
         aspect_range=tuple(args.aspect_range),
         jpeg_quality=args.jpeg_quality,
         seed=args.seed,
+        countries=countries,
         progress=True,
     )
     elapsed = time.perf_counter() - start
@@ -1079,8 +827,10 @@ def run(args: argparse.Namespace) -> None:
     if args.contact_sheet:
         contact_sheet(frame).save(ensure_parent(args.contact_sheet), format="PNG")
     rate = frame.height / elapsed if elapsed > 0 else float("inf")
+    anchors = getattr(backend, "anchors", 0)  # generative backends: reference portraits drawn
     print(
         f"faces: {frame.height} images of {len(personas)} personas + "
-        f"{args.anonymous_identities} anonymous in {elapsed:.1f}s ({rate:.0f} images/s) "
+        f"{args.anonymous_identities} anonymous in {elapsed:.1f}s ({rate:.3g} images/s, "
+        f"backend {backend.name}{f', plus {anchors} anchor portraits' if anchors else ''}) "
         f"-> {args.out}"
     )

@@ -2,7 +2,8 @@
 
 One shard directory per training source holds ``00000.tar, 00001.tar, …``, a ``sizes.json`` that
 open_clip_train reads for the sample count, and a ``manifest.json`` listing every sample's key and
-image sha256 so leakage can be checked by content, not by trust. Tars are byte-deterministic
+image sha256 (so leakage can be checked by content, not by trust) and every tar's sha256 (so a
+consumer can tell that the data changed, captions included). Tars are byte-deterministic
 (fixed member order, mtime 0, no owner names).
 """
 
@@ -75,7 +76,7 @@ def write_shards(
     out_dir.mkdir(parents=True, exist_ok=True)
     order = stream(seed, "shards").permutation(rows.height)
     rows = rows[order.tolist()]
-    samples, sizes = [], {}
+    samples, sizes, shard_hashes = [], {}, {}
     for shard_index, start in enumerate(range(0, rows.height, samples_per_shard)):
         shard_name = f"{shard_index:05d}.tar"
         chunk = rows.slice(start, samples_per_shard)
@@ -95,9 +96,15 @@ def write_shards(
                         "shard": shard_name,
                     }
                 )
+        shard_hashes[shard_name] = hashlib.sha256(tmp.read_bytes()).hexdigest()
         tmp.replace(out_dir / shard_name)
         sizes[shard_name] = chunk.height
-    manifest = {"num_samples": rows.height, "shards": sorted(sizes), "samples": samples}
+    manifest = {
+        "num_samples": rows.height,
+        "shards": sorted(sizes),
+        "shard_sha256": shard_hashes,
+        "samples": samples,
+    }
     write_json(sizes, out_dir / "sizes.json")
     write_json(manifest, out_dir / MANIFEST)
     return manifest

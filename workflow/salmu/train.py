@@ -6,12 +6,14 @@ epoch as the stage's checkpoint. Clean and Compromised call this with the same a
 
 Restarts: open_clip_train writes ``epoch_latest.pt`` after every epoch and we always pass
 ``--resume latest``, so a killed job continues where it stopped. A run directory left by a
-*different* command line (config changed) is removed first, since resuming it would mix two runs.
+*different* command line or by different training data (the shard manifests' sha256) is removed
+first, since resuming it would mix two runs or return a model of stale data.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -21,7 +23,7 @@ from pathlib import Path
 import torch
 
 from salmu.io import read_json, write_json
-from salmu.shards import read_manifest, shard_urls
+from salmu.shards import MANIFEST, read_manifest, shard_urls
 
 RUN_NAME = "run"
 RUN_ARGS = "salmu_run_args.json"
@@ -76,14 +78,22 @@ def open_clip_command(args: argparse.Namespace, logs_dir: Path) -> list[str]:
     return command + list(args.extra)
 
 
-def prepare_run_dir(logs_dir: Path, command: list[str]) -> None:
-    """Keep a run directory only if it was made by the same command (then it is resumed)."""
+def data_fingerprint(shard_dirs: list[str]) -> dict[str, str]:
+    """sha256 of each shard directory's manifest (which holds every sample's key and image hash)."""
+    return {
+        str(Path(d).resolve()): hashlib.sha256((Path(d) / MANIFEST).read_bytes()).hexdigest()
+        for d in shard_dirs
+    }
+
+
+def prepare_run_dir(logs_dir: Path, identity: dict) -> None:
+    """Keep a run directory only if the same command on the same data made it (then resume it)."""
     marker = logs_dir / RUN_ARGS
     if logs_dir.exists():
-        same = marker.exists() and read_json(marker) == {"command": command}
+        same = marker.exists() and read_json(marker) == identity
         if not same:
             shutil.rmtree(logs_dir)
-    write_json({"command": command}, marker)
+    write_json(identity, marker)
 
 
 def export_final(logs_dir: Path, epochs: int, out: Path) -> None:
@@ -132,7 +142,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     logs_dir = Path(args.logs_dir)
     command = open_clip_command(args, logs_dir)
-    prepare_run_dir(logs_dir, command)
+    prepare_run_dir(logs_dir, {"command": command, "data": data_fingerprint(args.train_data)})
     launcher = args.launcher.split() if args.launcher else [sys.executable]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     print("running:", " ".join(launcher + command), flush=True)
