@@ -653,9 +653,9 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.demographic_margin < 0:
         raise ValueError(f"--demographic-margin {args.demographic_margin}: expected >= 0")
     prompts = load_prompts(args.prompts)
+    # Input paths are left out on purpose: the report must not change with the run directory
+    # (byte-identical regeneration); Snakemake's metadata records which files went in.
     settings: dict[str, Any] = {
-        "faces": str(args.faces),
-        "personas": None if args.personas is None else str(args.personas),
         "embedder": args.embedder,
         "identity_threshold": threshold,
         "demographics": demographics,
