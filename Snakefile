@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/personas.smk"
 include: "workflow/rules/faces.smk"
@@ -18,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/external.smk"
 
 
 rule all:
@@ -25,3 +29,4 @@ rule all:
     input:
         results_table(config["run"]),
         f"results/{config['run']}/benchmark/README.md",
+        f"results/{config['run']}/plots/retfail_vs_genknow.png",

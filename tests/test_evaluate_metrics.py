@@ -295,3 +295,170 @@ def test_flatten_reads_official_json_and_names_missing_keys():
     del official["utility"]["2.5_FragSim"]
     with pytest.raises(ValueError, match="utility/2.5_FragSim/mean"):
         layout.flatten(official)
+
+
+# ----------------------------------------------------------------------------- bootstrap CIs
+def _clustered_values(rng, n_ids, per_id, between=1.0, within=0.1):
+    """Per-identity offset (sd ``between``) + per-pair noise (sd ``within``): pairs of one
+    identity are strongly correlated, so the identities, not the pairs, are the sampling units."""
+    offsets = rng.normal(0.0, between, n_ids)
+    values = np.repeat(offsets, per_id) + rng.normal(0.0, within, n_ids * per_id)
+    ids = np.repeat([f"{i:08d}" for i in range(n_ids)], per_id).tolist()
+    return values, ids
+
+
+def _ci(values, ids, n=1000, level=0.95, seed=0):
+    out = metrics.cluster_bootstrap_ci(values, ids, n, level, np.random.default_rng(seed))
+    return out[0]
+
+
+def test_bootstrap_ci_contains_the_estimate_and_is_seeded():
+    values, ids = _clustered_values(np.random.default_rng(20), 40, 25)
+    low, high = _ci(values, ids)
+    assert low < values.mean() < high
+    assert _ci(values, ids).tolist() == [low, high]  # same seed, same interval
+    assert _ci(values, ids, seed=1).tolist() != [low, high]
+    assert _ci(values, ids, level=0.5)[1] - _ci(values, ids, level=0.5)[0] < high - low
+
+
+def test_bootstrap_ci_shrinks_with_more_identities():
+    rng = np.random.default_rng(21)
+    widths = []
+    for n_ids in (10, 40, 160, 640):
+        values, ids = _clustered_values(rng, n_ids, 20)
+        low, high = _ci(values, ids)
+        widths.append(high - low)
+    assert widths == sorted(widths, reverse=True)
+    # Cluster-level standard error ~ between / sqrt(n_ids): width roughly halves per 4x identities.
+    assert widths[-1] < widths[0] / 5
+
+
+def test_constant_metric_has_a_zero_width_ci():
+    ids = np.repeat(["a", "b", "c", "d"], [1, 3, 7, 2]).tolist()
+    values = np.full(len(ids), 0.1)  # 0.1 is not exact in binary: sums of it round
+    low, high = _ci(values, ids)
+    assert low == high == 0.1
+    # A single identity: nothing to resample, whatever its values.
+    assert _ci(np.arange(5.0), ["x"] * 5).tolist() == [2.0, 2.0]
+
+
+def test_clustering_widens_the_ci_of_correlated_pairs():
+    values, ids = _clustered_values(np.random.default_rng(22), 30, 40)
+    low, high = _ci(values, ids)
+    naive_low, naive_high = _ci(values, [None] * len(values))  # null id: every pair its own cluster
+    naive_explicit = _ci(values, list(range(len(values))))
+    assert [naive_low, naive_high] == pytest.approx(naive_explicit.tolist(), abs=0.02)
+    # 30 identities of 40 near-identical pairs (intra-identity correlation rho ~ 0.99): the design
+    # effect 1 + 39 * rho ~ 40 makes the clustered CI ~sqrt(40) ~ 6x wider than the naive one.
+    assert (high - low) > 4 * (naive_high - naive_low)
+    # Both are right about the centre.
+    assert low < values.mean() < high and naive_low < values.mean() < naive_high
+
+
+def test_bootstrap_matches_a_direct_loop_and_handles_null_ids():
+    rng = np.random.default_rng(23)
+    ids = ["a", "a", None, "b", "b", "b", None, "c"]
+    values = rng.normal(size=(len(ids), 2))
+    codes = metrics.cluster_codes(ids)
+    assert codes.tolist() == [0, 0, 1, 2, 2, 2, 3, 4]  # nulls are singletons
+    got = metrics.cluster_bootstrap_ci(values, ids, 200, 0.9, np.random.default_rng(5))
+    # The same draws, done one resample at a time.
+    draw_rng, estimates = np.random.default_rng(5), []
+    for _ in range(200):
+        drawn = draw_rng.integers(0, 5, size=5)
+        rows = np.concatenate([np.flatnonzero(codes == k) for k in drawn])
+        estimates.append(values[rows].mean(0))
+    want = np.quantile(np.array(estimates), [0.05, 0.95], axis=0).T
+    assert got == pytest.approx(want, abs=1e-12)
+    # Block size does not change the draws' meaning, only their grouping: same distribution.
+    small_blocks = metrics.cluster_bootstrap_ci(
+        values, ids, 200, 0.9, np.random.default_rng(5), max_block=5
+    )
+    assert small_blocks == pytest.approx(want, abs=1e-12)
+
+
+def test_bootstrap_edge_cases():
+    empty = metrics.cluster_bootstrap_ci(np.zeros(0), [], 100, 0.95, np.random.default_rng(0))
+    assert np.isnan(empty).all()
+    with pytest.raises(ValueError, match="--ci-level"):
+        metrics.cluster_bootstrap_ci(np.ones(3), ["a"] * 3, 10, 1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="--bootstrap"):
+        metrics.cluster_bootstrap_ci(np.ones(3), ["a"] * 3, -1, 0.9, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="cluster labels"):
+        metrics.cluster_bootstrap_ci(np.ones(3), ["a"] * 2, 10, 0.9, np.random.default_rng(0))
+
+
+def test_bootstrap_is_fast_at_paper_size():
+    import time
+
+    rng = np.random.default_rng(24)
+    values = rng.normal(size=(30468, 4))  # forget: MRR, R@1, AssocStr, CoreAssoc
+    ids = rng.integers(0, 580, 30468).astype(str).tolist()
+    start = time.perf_counter()
+    metrics.cluster_bootstrap_ci(values, ids, 1000, 0.95, np.random.default_rng(0))
+    assert time.perf_counter() - start < 5.0  # ~0.05 s on one core; generous for loaded CI hosts
+
+
+def test_compute_metrics_puts_cis_next_to_the_values():
+    bench = _toy_benchmark()
+    cfg = EvalConfig(benchmark=".", model_dir=".", out="x.json", distractors=2, bootstrap=200)
+    rng = np.random.default_rng(25)
+    needed = set()
+    for split in data.BASE_SPLITS:
+        needed.update(bench.splits[split]["text"].to_list())
+    nv, vn = data.core_assoc_texts(bench)
+    _, names, _ = data.idzsc_classes(bench)
+    needed.update(nv + vn + [cfg.idzsc_template.format(name=n) for n in names])
+    text_list = sorted(needed)
+    texts = TextTable(text_list, unit(rng, len(text_list)))
+    images = {s: unit(rng, bench.splits[s].height) for s in data.BASE_SPLITS}
+    out = compute_metrics(bench, images, texts, cfg)
+    assert set(out["cis"]) == set(layout.CI_COLUMNS)
+    result = layout.build_result(meta={"state": "x"}, **out)
+    assert result["meta"]["bootstrap"]["resamples"] == 200
+    assert set(result["efficacy"]["1.1_RetFail"]) == {"R@1", "MRR", "outcomes", "R@1_ci", "MRR_ci"}
+    assert set(result["utility"]["2.2_InterIdSim"]) == {"mean", "mean_ci"}
+    assert set(result["efficacy"]["1.3_ACS"]) == {"acs_accuracy"}  # no CI for ACS/IdZSC/GenKnow
+    flat, cis = layout.flatten(result), layout.flatten_ci(result)
+    assert list(cis) == layout.ci_column_names()
+    for column in layout.CI_COLUMNS:
+        assert cis[f"{column}_ci_low"] <= flat[column] <= cis[f"{column}_ci_high"], column
+    # Holdout_identity has one identity (D): nothing to resample. Fragile set: one null-id row.
+    assert (
+        cis["InterIdSim_ci_low"] == cis["InterIdSim_ci_high"] == pytest.approx(flat["InterIdSim"])
+    )
+    assert cis["FragSim_ci_low"] == cis["FragSim_ci_high"] == pytest.approx(flat["FragSim"])
+    # Same seed, same intervals; --bootstrap 0: the plain official layout.
+    assert compute_metrics(bench, images, texts, cfg)["cis"] == out["cis"]
+    cfg.bootstrap = 0
+    plain = compute_metrics(bench, images, texts, cfg)
+    assert "cis" not in plain and "bootstrap" not in plain
+
+
+def _build_args():
+    return dict(
+        ret_fail={"R@1": 0.0, "MRR": 0.1, "outcomes": []},
+        assoc_str={"mean": 0.1, "scores": []},
+        acs={"acs_accuracy": 0.5},
+        id_zsc={"identity_classification_accuracy": 0.0},
+        core_assoc={"mean": 0.1, "scores": []},
+        genknow=None,
+        inter_id_sim=0.1,
+        intra_id_sim=0.1,
+        vis_id_int=0.1,
+        frag_sim=0.1,
+        meta={},
+    )
+
+
+def test_flatten_ci_of_a_json_without_cis_is_nan():
+    result = layout.build_result(**_build_args())  # no CIs: e.g. an official reference JSON
+    assert list(layout.flatten(result)) == list(layout.METRIC_COLUMNS)  # unchanged
+    assert all(math.isnan(v) for v in layout.flatten_ci(result).values())
+    result["efficacy"]["1.1_RetFail"]["MRR_ci"] = [0.05, 0.2]
+    assert layout.flatten_ci(result)["RetFail_MRR_ci_high"] == 0.2
+    result["efficacy"]["1.1_RetFail"]["MRR_ci"] = "wide"
+    with pytest.raises(ValueError, match="MRR_ci"):
+        layout.flatten_ci(result)
+    with pytest.raises(ValueError, match="ACS"):
+        layout.build_result(**_build_args(), cis={"ACS": [0, 1]})

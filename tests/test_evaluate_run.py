@@ -278,3 +278,59 @@ def test_bad_input_is_a_one_line_error(setup, capsys):
     args[args.index("--benchmark") + 1] = str(root / "nowhere")
     assert main(args) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_evaluate_accepts_safetensors_checkpoints_and_hf_hub_models(tmp_path, monkeypatch, capsys):
+    """Same weights as epoch .pt, .safetensors and an offline hf-hub repo: identical metrics."""
+    from safetensors.torch import save_file
+    from test_clip_model import build_hub_cache, use_offline_cache
+
+    build_benchmark(tmp_path / "bench")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model, _, _ = load_clip(TINY, None)
+    save_checkpoint(model, tmp_path / "tiny.pt", name="tiny")
+    weights = tmp_path / "open_clip_model.safetensors"
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, weights)
+    build_hub_cache(
+        tmp_path / "hub",
+        "local/tiny-clip",
+        {"open_clip_config.json": TINY / "open_clip_config.json", weights.name: weights},
+    )
+    use_offline_cache(monkeypatch, tmp_path / "hub")
+
+    def run(out: str, model_dir: str | None = None, checkpoint: str | None = None, cache="cache"):
+        args = evaluate_args(tmp_path, out)
+        args[args.index("--cache-dir") + 1] = str(tmp_path / cache)
+        if model_dir is not None:
+            args[args.index("--model-dir") + 1] = model_dir
+        at = args.index("--checkpoint")
+        if checkpoint is None:
+            del args[at : at + 2]
+            del args[args.index("--state") : args.index("--state") + 2]
+        else:
+            args[at + 1] = checkpoint
+        with pytest.warns(EvaluationWarning):  # 100 distractors > the tiny pools
+            assert main(args) == 0
+        return read_json(tmp_path / out)
+
+    pt = run("pt.json", checkpoint=str(tmp_path / "tiny.pt"))
+    st = run("st.json", checkpoint=str(weights))
+    hub = run("hub.json", model_dir="hf-hub:local/tiny-clip", cache="hub-cache")
+    for result in (st, hub):
+        assert result["efficacy"] == pt["efficacy"] and result["utility"] == pt["utility"]
+        assert not result["meta"]["cached"] and result["meta"]["encoder_passes"]["image_items"]
+    # Keys hash the bytes actually loaded: the hub repo's resolved files = the same .safetensors.
+    assert st["meta"]["model_key"] != pt["meta"]["model_key"]
+    assert hub["meta"]["model_key"] == st["meta"]["model_key"]
+    assert hub["meta"]["state"] == "tiny-clip" and hub["meta"]["checkpoint"] is None
+    # ... so the hub model, given the .safetensors run's cache, encodes nothing.
+    again = run("again.json", model_dir="hf-hub:local/tiny-clip")
+    assert again["meta"]["cached"] and again["efficacy"] == pt["efficacy"]
+
+    capsys.readouterr()
+    args = evaluate_args(tmp_path, "missing.json")
+    args[args.index("--model-dir") + 1] = "hf-hub:nobody/missing"
+    assert main(args) == 2  # before the benchmark is read: no distractor warning
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "hf-hub:nobody/missing" in err and "local copy" in err

@@ -171,3 +171,53 @@ def test_data_regenerates_byte_identically(tiny_run):
     for name in files:
         assert (ROOT / "results" / again / name).read_bytes() == (RESULTS / name).read_bytes(), name
     shutil.rmtree(ROOT / "results" / again)
+
+
+def test_evaluate_only_mode_reproduces_the_pipelines_numbers(tiny_run, tmp_path):
+    """A user's checkpoint on a benchmark in the released layout, with nothing trained."""
+    import yaml
+
+    run = "pytest-external"
+    shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+    overlay = {
+        "run": run,
+        "external": {
+            "benchmark": str(RESULTS / "benchmark"),
+            "models": {
+                "mine": {
+                    "model": "resources/models/tiny-clip",
+                    "checkpoint": str(RESULTS / "models" / "compromised" / "checkpoint.pt"),
+                }
+            },
+        },
+    }
+    path = tmp_path / "external.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    result = snakemake("external", "--cores", "2", "--configfile", str(path))
+    # Only the evaluation and its table ran: no data generation, no training.
+    assert "rule train" not in result.stdout + result.stderr
+    table = pl.read_parquet(ROOT / "results" / run / "external.parquet")
+    assert table["state"].to_list() == ["external/mine"]
+    for column in ("RetFail_MRR", "AssocStr", "ACS", "IdZSC", "InterIdSim", "FragSim"):
+        assert table[column].item() == pytest.approx(metric(tiny_run, "compromised", column))
+    # No GenKnow set ships with a released benchmark: reported as skipped (-1).
+    assert table["GenKnow"].item() == -1
+    shutil.rmtree(ROOT / "results" / run)
+
+
+def test_confidence_intervals_diagnosis_plots_and_html_report(tiny_run, tmp_path):
+    row = tiny_run.filter(pl.col("state") == "compromised")
+    low, value, high = (
+        row[c].item() for c in ("RetFail_MRR_ci_low", "RetFail_MRR", "RetFail_MRR_ci_high")
+    )
+    assert low <= value <= high and high > low
+    diagnoses = dict(zip(tiny_run["state"], tiny_run["diagnosis"]))
+    assert diagnoses["clean"] == diagnoses["compromised"] == "reference"
+    assert all(diagnoses[s] for s in diagnoses if s.startswith("unlearned/"))
+    for name in ("retfail_vs_genknow", "retfail_vs_intraidsim"):
+        assert (RESULTS / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (RESULTS / "plots" / f"{name}.svg").read_bytes()[:400]
+    report = tmp_path / "report.html"
+    snakemake("--report", str(report), "--config", f"run={RUN}")
+    html = report.read_text(errors="replace")
+    assert "benchmark.csv" in html and "retfail_vs_genknow" in html

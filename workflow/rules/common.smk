@@ -136,6 +136,7 @@ wildcard_constraints:
     seed=r"[0-9]+",
     source="retain|sensitive|forget",
     state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+",
+    name=r"[A-Za-z0-9_.-]+",
 
 
 def budget_label(budget):
@@ -151,6 +152,14 @@ def benchmark_dir(wildcards):
 def open_clip_run_dir(wildcards):
     """open_clip_train's own run directory: undeclared, so a killed job can resume from it."""
     return f"results/{wildcards.run}/models/{wildcards.base}/open_clip"
+
+
+def plots_dir(wildcards):
+    return f"results/{wildcards.run}/plots"
+
+
+def external_cache_dir(wildcards):
+    return f"results/{wildcards.run}/eval/external/{wildcards.name}/cache"
 
 
 def evaluation_cache_dir(wildcards):
@@ -230,3 +239,60 @@ def evaluation_jsons(wildcards):
 
 def results_table(run):
     return multiext(f"results/{run}/benchmark", ".parquet", ".csv", ".md")
+
+
+def external_model(wildcards):
+    settings = config["external"]["models"].get(wildcards.name)
+    if settings is None:
+        raise ValueError(
+            f"config key external.models.{wildcards.name}: no such model; "
+            f"configured: {sorted(config['external']['models'])}"
+        )
+    return settings
+
+
+def external_inputs(wildcards):
+    """The benchmark (released layout) and, when it is a file, the checkpoint of one model."""
+    benchmark = config["external"]["benchmark"]
+    if benchmark is None:
+        inputs = {
+            "splits": [split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES],
+            "genknow": f"results/{wildcards.run}/data/genknow.parquet",
+        }
+    else:
+        inputs = {
+            "splits": sorted(str(p) for p in Path(benchmark, "data").glob("*.parquet"))
+        }
+        if not inputs["splits"]:
+            raise ValueError(
+                f"config key external.benchmark: no data/*.parquet in {benchmark}"
+            )
+    weights = external_model(wildcards).get("checkpoint")
+    if weights:
+        inputs["checkpoint"] = weights
+    return inputs
+
+
+def external_flags(wildcards):
+    """--benchmark/--genknow/--model-dir/--checkpoint of one evaluate-only model."""
+    settings = external_model(wildcards)
+    benchmark = config["external"]["benchmark"]
+    pairs = [
+        ("--model-dir", settings["model"]),
+        ("--checkpoint", settings.get("checkpoint")),
+    ]
+    if benchmark is None:
+        pairs += [
+            ("--benchmark", f"results/{wildcards.run}/benchmark"),
+            ("--genknow", f"results/{wildcards.run}/data/genknow.parquet"),
+        ]
+    else:
+        pairs.append(("--benchmark", benchmark))
+    return shell_flags(pairs)
+
+
+def external_jsons(wildcards):
+    return [
+        f"results/{wildcards.run}/eval/external/{name}/evaluation.json"
+        for name in sorted(config["external"]["models"])
+    ]

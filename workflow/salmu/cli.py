@@ -24,6 +24,7 @@ STAGES = {
     "unlearn": ("salmu.unlearn.run", "run one unlearning method from the Compromised model"),
     "evaluate": ("salmu.evaluate.run", "evaluate one checkpoint on the benchmark"),
     "table": ("salmu.table", "collect evaluations into the results table"),
+    "plots": ("salmu.plots", "forgetting-vs-utility trade-off plots from the results table"),
 }
 
 

@@ -2,6 +2,13 @@
 
 Reads the per-model evaluation JSONs (official layout) and writes ``<prefix>.parquet``, ``.csv`` and
 ``.md``. Rows: clean, compromised, then unlearned states sorted by method, budget, seed.
+
+Columns: ``state, method, budget, seed, checkpoint``, the metrics (``METRIC_COLUMNS``), their
+bootstrap confidence intervals ``<metric>_ci_low`` / ``<metric>_ci_high`` for ``CI_COLUMNS`` (NaN
+when an evaluation JSON has none, e.g. ``salmu evaluate --bootstrap 0`` or an official reference
+JSON), and ``diagnosis``: the failure mode of each unlearned model relative to the Clean and
+Compromised rows (``salmu.diagnose``; "reference" on those two rows, null when one is missing).
+The markdown shows the metrics and the diagnosis, then the numbers behind each diagnosis.
 """
 
 from __future__ import annotations
@@ -13,21 +20,29 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu.evaluate.layout import METRIC_COLUMNS, flatten
+from salmu import diagnose
+from salmu.evaluate.layout import METRIC_COLUMNS, ci_column_names, flatten, flatten_ci
 from salmu.io import read_json, write_parquet
 
 STATE_PATTERN = re.compile(r"^unlearned/(?P<method>[^/]+)/x(?P<budget>[^/]+)/seed(?P<seed>\d+)$")
 BASE_ORDER = {"clean": 0, "compromised": 1}
+# Checkpoints brought by a user (evaluate-only mode): the method column holds their name.
+EXTERNAL_PATTERN = re.compile(r"^external/(?P<name>[A-Za-z0-9_.-]+)$")
+CI_COLUMN_NAMES = tuple(ci_column_names())
 
 
 def describe_state(state: str) -> dict:
     """Split a state name into method / budget / seed columns."""
     if state in BASE_ORDER:
         return {"state": state, "method": state, "budget": None, "seed": None}
+    external = EXTERNAL_PATTERN.match(state)
+    if external:
+        return {"state": state, "method": external["name"], "budget": None, "seed": None}
     match = STATE_PATTERN.match(state)
     if not match:
         raise ValueError(
-            f"unknown model state '{state}': expected clean, compromised or {STATE_PATTERN.pattern}"
+            f"unknown model state '{state}': expected clean, compromised, "
+            f"{STATE_PATTERN.pattern} or {EXTERNAL_PATTERN.pattern}"
         )
     return {
         "state": state,
@@ -37,7 +52,9 @@ def describe_state(state: str) -> dict:
     }
 
 
-def build_table(eval_paths: list[str]) -> pl.DataFrame:
+def build_table(
+    eval_paths: list[str], thresholds: diagnose.Thresholds | None = None
+) -> pl.DataFrame:
     rows = []
     for path in eval_paths:
         result = read_json(path)
@@ -46,47 +63,108 @@ def build_table(eval_paths: list[str]) -> pl.DataFrame:
             raise ValueError(f"{path}: missing meta.state")
         row = describe_state(state)
         row["checkpoint"] = result["meta"].get("checkpoint")
-        row.update(flatten(result))
+        try:
+            row.update(flatten(result))
+            row.update(flatten_ci(result))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         rows.append(row)
-    schema = {
-        "state": pl.String,
-        "method": pl.String,
-        "budget": pl.Float64,
-        "seed": pl.Int64,
-        "checkpoint": pl.String,
-    } | {c: pl.Float64 for c in METRIC_COLUMNS}
+    schema = (
+        {
+            "state": pl.String,
+            "method": pl.String,
+            "budget": pl.Float64,
+            "seed": pl.Int64,
+            "checkpoint": pl.String,
+        }
+        | {c: pl.Float64 for c in METRIC_COLUMNS}
+        | {c: pl.Float64 for c in CI_COLUMN_NAMES}
+    )
     table = pl.DataFrame(rows, schema=schema)
     order = [
         (BASE_ORDER.get(r["state"], 2), r["method"], r["budget"] or 0.0, r["seed"] or 0)
         for r in table.iter_rows(named=True)
     ]
-    return table[sorted(range(table.height), key=order.__getitem__)]
+    table = table[sorted(range(table.height), key=order.__getitem__)]
+    return table.with_columns(diagnose.diagnosis_labels(table, thresholds))
 
 
-def to_markdown(table: pl.DataFrame) -> str:
-    columns = ["state", *METRIC_COLUMNS]
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return "" if value is None else str(value)
 
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return "nan" if math.isnan(value) else f"{value:.4f}"
-        return "" if value is None else str(value)
 
+def _markdown_rows(columns: list[str], rows) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in table.select(columns).iter_rows():
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    lines.extend("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
+    return lines
+
+
+def diagnosis_details(
+    table: pl.DataFrame, thresholds: diagnose.Thresholds | None = None
+) -> list[list]:
+    """Per unlearned row: state, label, the numbers behind it (see ``salmu.diagnose``)."""
+    out = []
+    for state, found in zip(
+        table["state"], diagnose.diagnose_table(table, thresholds), strict=True
+    ):
+        if found is None or found.label == diagnose.REFERENCE:
+            continue
+        holdout = [g for g in found.holdout_gap_closed.values() if not math.isnan(g)]
+        worst_holdout = max(holdout, default=math.nan)
+        utility = [found.utility_retained.get(c, math.nan) for c in diagnose.UTILITY_COLUMNS]
+        out.append(
+            [state, found.label, found.forget_gap_closed, found.assoc_gap_closed, worst_holdout]
+            + utility
+            + [", ".join(found.flags)]
+        )
+    return out
+
+
+def to_markdown(table: pl.DataFrame, thresholds: diagnose.Thresholds | None = None) -> str:
+    columns = ["state", *METRIC_COLUMNS]
+    if "diagnosis" in table.columns:
+        columns.append("diagnosis")
+    lines = _markdown_rows(columns, table.select(columns).iter_rows())
+    details = diagnosis_details(table, thresholds) if "diagnosis" in table.columns else []
+    if details:
+        lines += [
+            "",
+            "Diagnosis (salmu.diagnose): gap closed = (Compromised - model) / (Compromised - "
+            "Clean), 1 = at Clean, > 1 = below Clean (holdout: the larger of Inter/IntraIdSim); "
+            "retained = model / Compromised.",
+            "",
+        ]
+        lines += _markdown_rows(
+            [
+                "state",
+                "diagnosis",
+                "RetFail gap closed",
+                "AssocStr gap closed",
+                "holdout gap closed",
+                "GenKnow retained",
+                "VisIdInt retained",
+                "FragSim retained",
+                "flags",
+            ],
+            details,
+        )
     return "\n".join(lines) + "\n"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evals", nargs="+", required=True, help="evaluation JSONs")
     parser.add_argument("--out-prefix", required=True, help="writes PREFIX.parquet/.csv/.md")
+    diagnose.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
-    table = build_table(args.evals)
+    thresholds = diagnose.thresholds_from_args(args)
+    table = build_table(args.evals, thresholds)
     prefix = Path(args.out_prefix)
     write_parquet(table, prefix.with_suffix(".parquet"))
     table.write_csv(prefix.with_suffix(".csv"))
-    markdown = to_markdown(table)
+    markdown = to_markdown(table, thresholds)
     prefix.with_suffix(".md").write_text(markdown)
     print(markdown)

@@ -2,10 +2,13 @@
 
 Cache layout (``--cache-dir``): ``<cache-dir>/<model key>/images_<split>.npz`` (one per released
 split and ``genknow``: ``emb`` float32 (n, d), ``file_name``, ``source``) and ``texts.npz``
-(``texts`` sorted, ``emb``). The model key hashes the model config, the checkpoint bytes (or the
-random-init seed) and the precision (autocast on CUDA gives other numbers than fp32), so different
-models never share entries. An image cache is reused only when its file names and its source
-fingerprint (shard names, sizes, mtimes) match; the text cache grows incrementally.
+(``texts`` sorted, ``emb``). The model key hashes the model config (config file bytes, also for a
+resolved ``hf-hub:`` id; built-in config for an architecture name), the bytes of the weights file
+actually loaded (checkpoint, hub or model-dir weights; else the random-init seed) and the
+precision (autocast on CUDA gives other numbers than fp32), so different models never share
+entries. The same weights in two file forms get two keys (bytes, not tensors, are hashed). An
+image cache is reused only when its file names and its source fingerprint (shard names, sizes,
+mtimes) match; the text cache grows incrementally.
 
 The model is loaded lazily: a fully cached evaluation never builds it. ``EncoderStats`` counts the
 real ``encode_image`` / ``encode_text`` calls and items, so a cached run reports zero passes.
@@ -21,11 +24,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from salmu.io import open_image, write_json
 from salmu.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from salmu.clip_model import ClipSource
 
 
 @dataclass
@@ -64,30 +71,38 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def model_key(model_dir: str | Path, checkpoint: str | Path | None, seed: int, device: str) -> str:
-    """Cache key of a model: config + weights + precision (see module docstring)."""
-    config = Path(model_dir) / "open_clip_config.json"
-    if not config.exists():
-        raise FileNotFoundError(f"{config}: not found (--model-dir must be an open_clip model dir)")
-    if checkpoint is not None and not Path(checkpoint).exists():
-        raise FileNotFoundError(f"{checkpoint}: checkpoint not found (--checkpoint)")
-    weights = sha256_file(checkpoint) if checkpoint is not None else f"random-init:{seed}"
+def resolve_model(model: str | Path, checkpoint: str | Path | None) -> ClipSource:
+    """``--model-dir`` (model dir, ``hf-hub:`` id or architecture name) + ``--checkpoint`` (any
+    checkpoint form) -> config and weights files, without building the model."""
+    from salmu.clip_model import resolve_clip
+
+    return resolve_clip(model, checkpoint)
+
+
+def model_key(source: ClipSource, seed: int, device: str) -> str:
+    """Cache key of a model: config + weights + precision (see module docstring).
+
+    Config: the ``open_clip_config.json`` bytes (model dir, resolved hub file) or the built-in
+    config of an architecture name; weights: the bytes of the file actually loaded (checkpoint,
+    hub or model-dir weights), else the random-init seed.
+    """
+    weights = sha256_file(source.weights) if source.weights is not None else f"random-init:{seed}"
     precision = "amp" if device == "cuda" else "fp32"
-    payload = json.dumps([sha256_file(config), weights, precision])
+    payload = json.dumps([source.config_sha256, weights, precision])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def load_model(model_dir: str | Path, checkpoint: str | Path | None, device: str, seed: int):
-    """``load_clip``; without a checkpoint the random init is seeded so caches stay valid."""
+def load_model(source: ClipSource, device: str, seed: int):
+    """``load_clip``; without weights the random init is seeded so caches stay valid."""
     import torch
 
     from salmu.clip_model import load_clip
 
-    if checkpoint is not None:
-        return load_clip(model_dir, checkpoint, device)
+    if source.weights is not None:
+        return load_clip(source, None, device)
     with torch.random.fork_rng(devices=[]):  # do not disturb the caller's torch RNG
         torch.manual_seed(derive_seed(seed, "evaluate", "random-init") % 2**63)
-        return load_clip(model_dir, None, device)
+        return load_clip(source, None, device)
 
 
 class Encoder:

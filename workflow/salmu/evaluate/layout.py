@@ -11,6 +11,15 @@ value) and our synthetic zero-shot accuracy goes to ``accuracy`` with ``source: 
 without a GenKnow parquet ``accuracy`` is -1 and ``source`` is ``"skipped"``. ``flatten`` reads
 ``accuracy`` and falls back to ``ImageNet1k_Accuracy``, so official reference JSONs flatten too.
 A NaN value means the split was empty.
+
+Confidence intervals (optional, ``salmu evaluate --bootstrap``): every pair-level value gets a
+sibling ``<key>_ci = [low, high]`` in the same sub-dict, e.g. ``"1.1_RetFail": {"MRR": x,
+"MRR_ci": [lo, hi], "R@1": y, "R@1_ci": [...], ...}`` and ``"2.2_InterIdSim": {"mean": x,
+"mean_ci": [lo, hi]}``; the official keys are untouched, so a reader of the official layout
+ignores them. ``CI_COLUMNS`` lists the metrics that can carry one (ACS, IdZSC and GenKnow never
+do). ``meta.bootstrap`` records how they were computed. ``flatten_ci`` gives the table columns
+``<column>_ci_low`` / ``<column>_ci_high`` (NaN when a JSON has no CI, e.g. an official
+reference JSON or ``--bootstrap 0``).
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ METRIC_COLUMNS = MappingProxyType(
         "FragSim": ("utility", "2.5_FragSim", "mean"),
     }
 )
+# Metrics with a bootstrap CI: the pair-level ones (a mean over rows that have an identity).
+CI_COLUMNS = tuple(c for c in METRIC_COLUMNS if c not in ("ACS", "IdZSC", "GenKnow"))
+CI_SUFFIX = "_ci"
 # Where an official JSON keeps a value under another key.
 _FALLBACK_KEYS = {("utility", "2.1_GenKnow", "accuracy"): "ImageNet1k_Accuracy"}
 
@@ -63,14 +75,18 @@ def build_result(
     vis_id_int: float,
     frag_sim: float,
     meta: dict,
+    cis: dict[str, list[float]] | None = None,
+    bootstrap: dict | None = None,
 ) -> dict:
-    return {
-        "efficacy": {
-            "1.1_RetFail": ret_fail,
-            "1.2_AssocStr": assoc_str,
-            "1.3_ACS": acs,
-            "1.4_IdZSC": id_zsc,
-            "1.5_CoreAssoc": core_assoc,
+    """The official layout; ``cis`` = ``{column in CI_COLUMNS: [low, high]}`` placed next to each
+    value, ``bootstrap`` (the CI settings) goes to ``meta.bootstrap``."""
+    result = {
+        "efficacy": {  # copies: the CIs are added to these dicts, not to the caller's
+            "1.1_RetFail": dict(ret_fail),
+            "1.2_AssocStr": dict(assoc_str),
+            "1.3_ACS": dict(acs),
+            "1.4_IdZSC": dict(id_zsc),
+            "1.5_CoreAssoc": dict(core_assoc),
         },
         "utility": {
             "2.1_GenKnow": genknow_entry(genknow),
@@ -79,8 +95,18 @@ def build_result(
             "2.4_VisIdInt": {"mean": vis_id_int},
             "2.5_FragSim": {"mean": frag_sim},
         },
-        "meta": meta,
+        "meta": meta if bootstrap is None else {**meta, "bootstrap": bootstrap},
     }
+    for column, interval in (cis or {}).items():
+        if column not in CI_COLUMNS:
+            raise ValueError(f"no confidence interval slot for {column!r}; expected {CI_COLUMNS}")
+        *parents, key = METRIC_COLUMNS[column]
+        node = result
+        for parent in parents:
+            node = node[parent]
+        low, high = interval
+        node[key + CI_SUFFIX] = [float(low), float(high)]
+    return result
 
 
 def _lookup(result: dict, path: tuple[str, ...]):
@@ -110,4 +136,35 @@ def flatten(result: dict) -> dict[str, float]:
                 f"evaluation JSON {'/'.join(path)}: expected a number, got {value!r}"
             )
         out[column] = float(value)
+    return out
+
+
+def ci_column_names() -> list[str]:
+    """``<column>_ci_low``, ``<column>_ci_high`` for every ``CI_COLUMNS`` entry, in order."""
+    return [f"{c}_ci_{end}" for c in CI_COLUMNS for end in ("low", "high")]
+
+
+def flatten_ci(result: dict) -> dict[str, float]:
+    """``<column>_ci_low`` / ``_ci_high`` per ``CI_COLUMNS`` entry; NaN where the JSON has none."""
+    out = {}
+    for column in CI_COLUMNS:
+        *parents, key = METRIC_COLUMNS[column]
+        node = _lookup(result, tuple(parents))
+        interval = node.get(key + CI_SUFFIX) if isinstance(node, dict) else None
+        if interval is None:
+            interval = [math.nan, math.nan]
+        if (
+            not isinstance(interval, list)
+            or len(interval) != 2
+            or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in interval
+            )
+        ):
+            raise ValueError(
+                f"evaluation JSON {'/'.join(parents)}/{key}{CI_SUFFIX}: expected [low, high], "
+                f"got {interval!r}"
+            )
+        low, high = (math.nan if v is None else float(v) for v in interval)
+        out[f"{column}_ci_low"], out[f"{column}_ci_high"] = low, high
     return out

@@ -17,9 +17,20 @@ Our interpretation of the [?] items (each is a flag; see ``metrics`` and ``data`
 - CoreAssoc: name from identities_metadata.json, value from the captions metadata ``value``.
 - GenKnow: synthetic zero-shot set (``--genknow``), class embedding = normalised mean over
   ``--genknow-templates``; -1 when no parquet is given.
+- Confidence intervals (ours, not official): ``--bootstrap`` resamples (default 0: none, so the
+  JSON is exactly the official layout; e.g. ``--bootstrap 1000 --ci-level 0.95``) of an
+  identity-clustered percentile bootstrap at ``--ci-level`` for every pair-level metric (RetFail
+  MRR / R@1, AssocStr, CoreAssoc, InterIdSim, IntraIdSim, VisIdInt, FragSim; not ACS, IdZSC,
+  GenKnow), stored as ``<key>_ci`` next to each value (``metrics.cluster_bootstrap_ci``).
 
-Other choices: without ``--checkpoint`` the model is a seeded random init (smoke tests); without
-``--cache-dir`` embeddings are kept in memory only. An empty split's metric is NaN (written as the
+Model forms (``salmu.clip_model``): ``--model-dir`` is an open_clip model dir, an ``hf-hub:org/name``
+id (weights from the repo unless ``--checkpoint``; the local HF cache with ``HF_HUB_OFFLINE=1``) or
+an architecture name (``ViT-B-16``); ``--checkpoint`` is an ``epoch_K.pt``, a raw state dict
+(``.bin``/``.pth``) or ``.safetensors``, always read without unpickling.
+
+Other choices: without any weights (no ``--checkpoint``, a config-only model dir or an architecture
+name) the model is a seeded random init (smoke tests); without ``--cache-dir`` embeddings are kept
+in memory only. An empty split's metric is NaN (written as the
 JSON token ``NaN``, which ``salmu.io.read_json`` reads back) with an ``EvaluationWarning``.
 
 ``meta`` carries run facts (split sizes, distractor counts, encoder passes, timings);
@@ -42,6 +53,13 @@ from salmu.io import write_json
 from salmu.seeding import stream
 
 DEFAULT_GENKNOW_TEMPLATES = ("a photo of a {}.", "a {}.")
+# Split -> the pair-mean utility metric over it (their bootstrap CIs).
+PAIR_MEAN_SPLITS = {
+    "holdout_identity": "InterIdSim",
+    "holdout_association": "IntraIdSim",
+    "retain_joint": "VisIdInt",
+    "fragile_set": "FragSim",
+}
 
 
 @dataclass
@@ -64,15 +82,31 @@ class EvalConfig:
     idzsc_template: str = "a photo of {name}."
     genknow_templates: list[str] = field(default_factory=lambda: list(DEFAULT_GENKNOW_TEMPLATES))
     tie_tol: float = 1e-6
+    bootstrap: int = 0
+    ci_level: float = 0.95
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--benchmark", required=True, help="benchmark dir (data/{split}-*.parquet + JSONs)")
     add("--genknow", default=None, help="GenKnow parquet (synthetic zero-shot set); omit: -1")
-    add("--model-dir", required=True, help="open_clip model dir (open_clip_config.json)")
-    add("--checkpoint", default=None, help="checkpoint file; omit for a seeded random init")
-    add("--state", default=None, help="state name recorded in meta (default: checkpoint stem)")
+    add(
+        "--model-dir",
+        required=True,
+        help="open_clip model dir (open_clip_config.json [+ weights]), hf-hub:org/name[@revision] "
+        "or an architecture name such as ViT-B-16",
+    )
+    add(
+        "--checkpoint",
+        default=None,
+        help="weights: epoch_K.pt, raw state dict (.bin/.pth) or .safetensors; overrides weights "
+        "of --model-dir; with none anywhere, a seeded random init",
+    )
+    add(
+        "--state",
+        default=None,
+        help="state name recorded in meta (default: checkpoint stem, hub repo or model dir name)",
+    )
     add("--out", required=True, help="output evaluation JSON")
     add("--cache-dir", default=None, help="embedding cache dir (default: no on-disk cache)")
     add("--distractors", type=int, default=1000, help="distractors per pool (official 1000)")
@@ -96,6 +130,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="GenKnow prompt templates, each with {}",
     )
     add("--tie-tol", type=float, default=1e-6, help="RetFail: scores within this count as ties")
+    add("--bootstrap", type=int, default=0, help="identity-bootstrap CI resamples (0: no CIs)")
+    add("--ci-level", type=float, default=0.95, help="confidence level of the bootstrap CIs")
 
 
 def check_templates(cfg: EvalConfig) -> None:
@@ -182,6 +218,33 @@ def compute_metrics(
         "frag_sim": metrics.pair_mean(img("fragile_set"), txt("fragile_set"), "FragSim"),
         "genknow": None,
     }
+    if cfg.bootstrap != 0:  # CIs: identities (null identity: the row alone) resampled per split
+        ranks = np.asarray(out["ret_fail"]["outcomes"], dtype=np.float64)
+
+        def ids(split: str) -> list:
+            return bench.splits[split]["identity_id"].to_list()
+
+        forget_rows = {
+            "RetFail_MRR": 1.0 / ranks,
+            "RetFail_R@1": ranks == 1,
+            "AssocStr": out["assoc_str"]["scores"],
+            "CoreAssoc": out["core_assoc"]["scores"],
+        }
+        groups = {"forget": (ids("forget"), forget_rows)} | {
+            split: (ids(split), {column: metrics.pair_similarities(img(split), txt(split))})
+            for split, column in PAIR_MEAN_SPLITS.items()
+        }
+        out["cis"] = metrics.clustered_cis(
+            groups,
+            cfg.bootstrap,
+            cfg.ci_level,
+            lambda split: stream(cfg.seed, "evaluate", "bootstrap", split),
+        )
+        out["bootstrap"] = {
+            "resamples": cfg.bootstrap,
+            "ci_level": cfg.ci_level,
+            "method": "percentile; clusters = identity_id (null identity: one row per cluster)",
+        }
     if genknow is not None:
         gk_images, gk_labels, classnames = genknow
         prompt_emb = texts(genknow_prompts(classnames, cfg.genknow_templates))
@@ -211,24 +274,26 @@ def evaluate(cfg: EvalConfig) -> dict:
     start = time.perf_counter()
     check_templates(cfg)
     device = encode.resolve_device(cfg.device)
+    source = encode.resolve_model(cfg.model_dir, cfg.checkpoint)  # fail fast on a bad model
     if cfg.threads > 0:
         import torch
 
         torch.set_num_threads(cfg.threads)
     bench = data.load_benchmark(cfg.benchmark, cfg.distractors, cfg.seed)
     gk_table, classnames = data.read_genknow_table(cfg.genknow) if cfg.genknow else (None, [])
-    key = encode.model_key(cfg.model_dir, cfg.checkpoint, cfg.seed, device)
+    key = encode.model_key(source, cfg.seed, device)
     cache = encode.EmbeddingCache(
         cfg.cache_dir,
         key,
         info={
             "model_dir": str(cfg.model_dir),
             "checkpoint": cfg.checkpoint,
+            "weights": None if source.weights is None else str(source.weights),
             "precision": "amp" if device == "cuda" else "fp32",
         },
     )
     encoder = encode.Encoder(
-        lambda: encode.load_model(cfg.model_dir, cfg.checkpoint, device, cfg.seed),
+        lambda: encode.load_model(source, device, cfg.seed),
         device,
         cfg.batch_size,
         decode_workers(cfg),
@@ -271,7 +336,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         "total": done - start,
     }
     meta = {
-        "state": cfg.state or (Path(cfg.checkpoint).stem if cfg.checkpoint else "random-init"),
+        "state": cfg.state or source.state_name,
         "checkpoint": cfg.checkpoint,
         "model_dir": str(cfg.model_dir),
         "model_key": key,
@@ -321,6 +386,8 @@ def _config_from_args(args: argparse.Namespace) -> EvalConfig:
         idzsc_template=args.idzsc_template,
         genknow_templates=list(args.genknow_templates),
         tie_tol=args.tie_tol,
+        bootstrap=args.bootstrap,
+        ci_level=args.ci_level,
     )
 
 

@@ -1,0 +1,54 @@
+rule evaluate_external:
+    input:
+        unpack(external_inputs),
+    output:
+        "results/{run}/eval/external/{name}/evaluation.json",
+    log:
+        "results/{run}/logs/evaluate/external/{name}.log",
+    benchmark:
+        "results/{run}/benchmarks/evaluate/external/{name}.tsv"
+    conda:
+        SALMU_ENV
+    threads: config["evaluate"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=0,
+    params:
+        flags=external_flags,
+        cache_dir=external_cache_dir,
+        distractors=config["evaluate"]["distractors"],
+        seed=config["evaluate"]["seed"],
+        batch_size=config["evaluate"]["batch_size"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        ci_level=config["evaluate"]["ci_level"],
+        device=config["evaluate"]["device"],
+    shell:
+        "salmu evaluate {params.flags} --state external/{wildcards.name} --out {output}"
+        " --cache-dir {params.cache_dir} --distractors {params.distractors}"
+        " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
+        " --ci-level {params.ci_level} --device {params.device} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule external:
+    input:
+        external_jsons,
+    output:
+        parquet="results/{run}/external.parquet",
+        csv="results/{run}/external.csv",
+        md="results/{run}/external.md",
+    log:
+        "results/{run}/logs/external_table.log",
+    benchmark:
+        "results/{run}/benchmarks/external_table.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        prefix=subpath(output.parquet, strip_suffix=".parquet"),
+    shell:
+        "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1"
