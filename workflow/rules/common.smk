@@ -291,6 +291,10 @@ def external_flags(wildcards):
     return shell_flags(pairs)
 
 
+def imagenet_flags(wildcards):
+    return shell_flags([("--imagenet-path", config["evaluate"].get("imagenet_path"))])
+
+
 def external_jsons(wildcards):
     return [
         f"results/{wildcards.run}/eval/external/{name}/evaluation.json"

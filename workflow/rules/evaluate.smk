@@ -26,11 +26,12 @@ rule evaluate:
         batch_size=config["evaluate"]["batch_size"],
         bootstrap=config["evaluate"]["bootstrap"],
         ci_level=config["evaluate"]["ci_level"],
+        imagenet=imagenet_flags,
         device=config["evaluate"]["device"],
     shell:
         "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
         " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
         " --out {output} --cache-dir {params.cache_dir} --distractors {params.distractors}"
         " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
-        " --ci-level {params.ci_level} --device {params.device}"
+        " --ci-level {params.ci_level} {params.imagenet} --device {params.device}"
         " --threads {threads} > {log} 2>&1"

@@ -22,16 +22,23 @@ rule evaluate_external:
         batch_size=config["evaluate"]["batch_size"],
         bootstrap=config["evaluate"]["bootstrap"],
         ci_level=config["evaluate"]["ci_level"],
+        imagenet=imagenet_flags,
         device=config["evaluate"]["device"],
     shell:
         "salmu evaluate {params.flags} --state external/{wildcards.name} --out {output}"
         " --cache-dir {params.cache_dir} --distractors {params.distractors}"
         " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
-        " --ci-level {params.ci_level} --device {params.device} --threads {threads}"
+        " --ci-level {params.ci_level} {params.imagenet} --device {params.device} --threads {threads}"
         " > {log} 2>&1"
 
 
 rule external:
+    # The evaluate-only target: `snakemake external --configfile mine.yaml`.
+    input:
+        multiext(f"results/{config['run']}/external", ".parquet", ".csv", ".md"),
+
+
+rule external_table:
     input:
         external_jsons,
     output:

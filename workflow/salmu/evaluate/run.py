@@ -16,7 +16,10 @@ Our interpretation of the [?] items (each is a flag; see ``metrics`` and ``data`
 - IdZSC: classes = forget_identity identities, prompt ``--idzsc-template``.
 - CoreAssoc: name from identities_metadata.json, value from the captions metadata ``value``.
 - GenKnow: synthetic zero-shot set (``--genknow``), class embedding = normalised mean over
-  ``--genknow-templates``; -1 when no parquet is given.
+  ``--genknow-templates``; -1 when no parquet is given. ``--imagenet-path`` (a local ImageNet-1k
+  val set in the ImageFolder layout; open_clip classnames, ``--imagenet-templates openai|simple``,
+  optional ``--imagenet-limit`` images per class for smoke runs) takes precedence: real ImageNet
+  zero-shot top-1, ``source: "imagenet1k"`` (see ``imagenet``).
 - Confidence intervals (ours, not official): ``--bootstrap`` resamples (default 0: none, so the
   JSON is exactly the official layout; e.g. ``--bootstrap 1000 --ci-level 0.95``) of an
   identity-clustered percentile bootstrap at ``--ci-level`` for every pair-level metric (RetFail
@@ -48,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salmu.evaluate import data, encode, layout, metrics
+from salmu.evaluate import data, encode, imagenet, layout, metrics
 from salmu.io import write_json
 from salmu.seeding import stream
 
@@ -69,6 +72,9 @@ class EvalConfig:
     out: str
     checkpoint: str | None = None
     genknow: str | None = None
+    imagenet_path: str | None = None
+    imagenet_templates: str = "openai"
+    imagenet_limit: int | None = None
     state: str | None = None
     cache_dir: str | None = None
     distractors: int = 1000
@@ -90,6 +96,24 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--benchmark", required=True, help="benchmark dir (data/{split}-*.parquet + JSONs)")
     add("--genknow", default=None, help="GenKnow parquet (synthetic zero-shot set); omit: -1")
+    add(
+        "--imagenet-path",
+        default=None,
+        help="local ImageNet-1k val folder (ImageFolder: 1000 WordNet-id class folders); GenKnow "
+        "= real ImageNet zero-shot top-1, takes precedence over --genknow",
+    )
+    add(
+        "--imagenet-templates",
+        choices=imagenet.TEMPLATE_SETS,
+        default="openai",
+        help="open_clip ImageNet prompts: openai (80, default) or simple (7)",
+    )
+    add(
+        "--imagenet-limit",
+        type=int,
+        default=None,
+        help="smoke runs: only the first N images of each ImageNet class (default: all)",
+    )
     add(
         "--model-dir",
         required=True,
@@ -176,7 +200,8 @@ def compute_metrics(
     cfg: EvalConfig,
     genknow: tuple | None = None,
 ) -> dict:
-    """Every metric from cached embeddings; ``genknow = (image_emb, labels, classnames)``."""
+    """Every metric from cached embeddings; ``genknow = (image_emb, labels, classnames[,
+    templates])`` (templates default: ``cfg.genknow_templates``)."""
 
     def img(split: str) -> np.ndarray:
         return images[data.BASE_OF[split]][bench.splits[split]["row"].to_numpy()]
@@ -246,16 +271,22 @@ def compute_metrics(
             "method": "percentile; clusters = identity_id (null identity: one row per cluster)",
         }
     if genknow is not None:
-        gk_images, gk_labels, classnames = genknow
-        prompt_emb = texts(genknow_prompts(classnames, cfg.genknow_templates))
-        prompt_emb = prompt_emb.reshape(len(classnames), len(cfg.genknow_templates), -1)
+        gk_images, gk_labels, classnames, *rest = genknow
+        templates = rest[0] if rest else cfg.genknow_templates
+        prompt_emb = texts(genknow_prompts(classnames, templates))
+        prompt_emb = prompt_emb.reshape(len(classnames), len(templates), -1)
         out["genknow"] = metrics.gen_know(
             gk_images, gk_labels, metrics.class_embeddings(prompt_emb)
         )
     return out
 
 
-def needed_texts(bench: data.Benchmark, cfg: EvalConfig, classnames: list[str]) -> set[str]:
+def needed_texts(
+    bench: data.Benchmark,
+    cfg: EvalConfig,
+    classnames: list[str],
+    templates: list[str] | None = None,
+) -> set[str]:
     """Every distinct text any metric will look up (encoded once, in one pass)."""
     needed = set()
     for split in data.BASE_SPLITS:
@@ -265,7 +296,9 @@ def needed_texts(bench: data.Benchmark, cfg: EvalConfig, classnames: list[str]) 
     needed.update(cfg.idzsc_template.format(name=n) for n in names)
     for pair_texts in data.core_assoc_texts(bench):
         needed.update(pair_texts)
-    needed.update(genknow_prompts(classnames, cfg.genknow_templates))
+    needed.update(
+        genknow_prompts(classnames, cfg.genknow_templates if templates is None else templates)
+    )
     return needed
 
 
@@ -279,8 +312,14 @@ def evaluate(cfg: EvalConfig) -> dict:
         import torch
 
         torch.set_num_threads(cfg.threads)
+    inet = imagenet.scan(cfg.imagenet_path, cfg.imagenet_limit) if cfg.imagenet_path else None
     bench = data.load_benchmark(cfg.benchmark, cfg.distractors, cfg.seed)
-    gk_table, classnames = data.read_genknow_table(cfg.genknow) if cfg.genknow else (None, [])
+    gk_templates = list(cfg.genknow_templates)
+    if inet is not None:  # real ImageNet takes precedence; --genknow is then not read
+        gk_table, classnames = None, imagenet.classnames()
+        gk_templates = imagenet.templates(cfg.imagenet_templates)
+    else:
+        gk_table, classnames = data.read_genknow_table(cfg.genknow) if cfg.genknow else (None, [])
     key = encode.model_key(source, cfg.seed, device)
     cache = encode.EmbeddingCache(
         cfg.cache_dir,
@@ -320,7 +359,16 @@ def evaluate(cfg: EvalConfig) -> dict:
                 encoder,
             )
             genknow = (gk_images, gk_table["label"].to_numpy(), classnames)
-        texts = cache.texts(needed_texts(bench, cfg, classnames), encoder)
+        if inet is not None:
+            inet_images = cache.images(
+                inet.cache_name,
+                inet.files,
+                inet.fingerprint,
+                lambda: imagenet.iter_images(inet, cfg.batch_size),
+                encoder,
+            )
+            genknow = (inet_images, inet.labels, classnames, gk_templates)
+        texts = cache.texts(needed_texts(bench, cfg, classnames, gk_templates), encoder)
     finally:
         encoder.close()
     encoded = time.perf_counter()
@@ -328,6 +376,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     done = time.perf_counter()
 
     n_pairs = sum(bench.splits[s].height for s in data.BASE_SPLITS)
+    n_genknow = (
+        len(inet.files) if inet is not None else (0 if gk_table is None else gk_table.height)
+    )
     stats = encoder.stats.as_dict()
     seconds = {
         "load": loaded - start,
@@ -347,7 +398,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             "forget": len(bench.forget_distractors),
             "retain_disjoint": len(bench.retain_distractors),
         },
-        "split_sizes": {**bench.sizes(), "genknow": 0 if gk_table is None else gk_table.height},
+        "split_sizes": {**bench.sizes(), "genknow": n_genknow},
         "idzsc_classes": len(data.idzsc_classes(bench)[1]),
         "genknow_classes": len(classnames),
         "settings": {
@@ -363,7 +414,19 @@ def evaluate(cfg: EvalConfig) -> dict:
         "pairs": n_pairs,
         "pairs_per_second": round(n_pairs / max(seconds["total"], 1e-9), 1),
     }
-    return layout.build_result(meta=meta, **values)
+    if inet is not None:
+        meta["imagenet"] = {
+            "path": str(cfg.imagenet_path),
+            "templates": cfg.imagenet_templates,
+            "prompts_per_class": len(gk_templates),
+            "limit": cfg.imagenet_limit,
+            "images": len(inet.files),
+            "fingerprint": inet.fingerprint,
+        }
+    result = layout.build_result(meta=meta, **values)
+    if inet is not None:
+        result["utility"]["2.1_GenKnow"] = imagenet.genknow_entry(values["genknow"])
+    return result
 
 
 def _config_from_args(args: argparse.Namespace) -> EvalConfig:
@@ -373,6 +436,9 @@ def _config_from_args(args: argparse.Namespace) -> EvalConfig:
         out=args.out,
         checkpoint=args.checkpoint or None,
         genknow=args.genknow or None,
+        imagenet_path=args.imagenet_path or None,
+        imagenet_templates=args.imagenet_templates,
+        imagenet_limit=args.imagenet_limit,
         state=args.state,
         cache_dir=args.cache_dir or None,
         distractors=args.distractors,
