@@ -154,25 +154,14 @@ def embed_pixels(images: Sequence[bytes]) -> np.ndarray:
 
 
 def load_clip_embedder(model: str, checkpoint: str | None, device: str):
-    """``(model, preprocess, tokenizer)`` from a model directory or an ``hf-hub:`` id."""
-    if checkpoint is not None and not Path(checkpoint).exists():
-        raise FileNotFoundError(f"--clip-checkpoint {checkpoint}: file not found")
-    if not model.startswith("hf-hub:"):
-        from salmu.clip_model import load_clip
-
-        return load_clip(model, checkpoint, device)
-    import open_clip
+    """``(model, preprocess, tokenizer)``: any model form ``salmu.clip_model.load_clip`` takes."""
+    from salmu.clip_model import load_clip
 
     try:
-        clip, _, preprocess = open_clip.create_model_and_transforms(model)
-        tokenizer = open_clip.get_tokenizer(model)
-    except Exception as err:  # hub/cache errors come in many types; name the flag instead
-        raise FileNotFoundError(
-            f"--clip-model {model}: cannot load it from the Hugging Face cache/hub ({err})"
-        ) from None
-    if checkpoint is not None:
-        open_clip.load_checkpoint(clip, checkpoint, strict=True, weights_only=True)
-    return clip.to(device).eval(), preprocess, tokenizer
+        return load_clip(model, checkpoint, device)
+    except (ValueError, FileNotFoundError) as err:
+        # Name this stage's flag; load_clip's message says what was wrong with the path or id.
+        raise type(err)(f"--clip-model/--clip-checkpoint: {err}") from None
 
 
 def embed_clip(
