@@ -26,3 +26,13 @@ def snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
             f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's job-stats table."""
+    counts = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import yaml
 
-from helpers import ROOT, snakemake
+from helpers import ROOT, job_counts, snakemake
 
 OVERLAYS = {
     "wrong type": ({"personas": {"n_identities": "many"}}, "n_identities"),
@@ -45,20 +45,16 @@ def test_bad_config_fails_before_any_job(tmp_path, case):
 def test_default_config_builds_the_whole_dag():
     # A run name nobody has built, so every job is in the plan.
     result = snakemake("-n", "--quiet", "rules", "--config", "run=pytest-dag-only")
-    for rule in (
-        "personas",
-        "faces",
-        "captions",
-        "splits",
-        "retain",
-        "shards",
-        "leakcheck_clean",
-        "train",
-        "unlearn",
-        "evaluate",
-        "results_table",
-    ):
-        assert rule in result.stdout
+    counts = job_counts(result.stdout)
+    for rule in ("personas", "faces", "captions", "splits", "retain", "leakcheck_clean"):
+        assert counts[rule] == 1
+    assert counts["shards"] == 3 and counts["train"] == 2
+    # Every configured method x budget x seed is unlearned and evaluated (+ Clean, Compromised).
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())["unlearn"]
+    fan_out = len(config["methods"]) * len(config["budgets"]) * len(config["seeds"])
+    assert len(config["methods"]) == 11 and fan_out == 22
+    assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2
+    assert counts["results_table"] == 1
 
 
 def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():

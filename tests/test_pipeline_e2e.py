@@ -12,20 +12,24 @@ import polars as pl
 import pytest
 
 from salmu.io import read_json
+from salmu.unlearn.registry import builtin_methods
 
-from helpers import ROOT, snakemake
+from helpers import ROOT, job_counts, snakemake
 
 pytestmark = pytest.mark.e2e
 RUN = "pytest-e2e"
 RESULTS = ROOT / "results" / RUN
 SENSITIVE = ("forget", "holdout_association", "holdout_identity")
+OVERLAY = ("--configfile", "tests/e2e_overlay.yaml")
+CONFIG = ("--config", f"run={RUN}")
+EFFICACY = ("RetFail_MRR", "AssocStr", "ACS", "IdZSC", "CoreAssoc")
 
 
 @pytest.fixture(scope="module")
 def tiny_run():
     shutil.rmtree(RESULTS, ignore_errors=True)
     start = time.time()
-    snakemake("--cores", "2", "--config", f"run={RUN}")
+    snakemake("--cores", "2", *OVERLAY, *CONFIG)
     print(f"tiny tier end to end: {time.time() - start:.0f} s")
     return pl.read_parquet(RESULTS / "benchmark.parquet")
 
@@ -37,9 +41,7 @@ def metric(table, state, column):
 def test_table_has_a_row_per_model_state(tiny_run):
     states = tiny_run["state"].to_list()
     assert states[:2] == ["clean", "compromised"]
-    for method in ("finetune", "neg_grad"):
-        for budget in ("1", "5"):
-            assert f"unlearned/{method}/x{budget}/seed0" in states
+    assert sorted(states[2:]) == [f"unlearned/{m}/x5/seed0" for m in builtin_methods()]
     for suffix in (".csv", ".md"):
         assert (RESULTS / f"benchmark{suffix}").stat().st_size > 0
 
@@ -55,6 +57,35 @@ def test_unlearning_halves_the_leak(tiny_run):
     compromised = metric(tiny_run, "compromised", "RetFail_MRR")
     unlearned = tiny_run.filter(pl.col("state").str.starts_with("unlearned/"))
     assert unlearned["RetFail_MRR"].min() <= 0.5 * compromised
+
+
+@pytest.mark.parametrize("method", builtin_methods())
+def test_every_method_moves_an_efficacy_metric_toward_clean(tiny_run, method):
+    """At 5x, some forgetting-efficacy metric closes at least 5 % of the Compromised-Clean gap."""
+    state = f"unlearned/{method}/x5/seed0"
+    closed = {
+        column: (metric(tiny_run, "compromised", column) - metric(tiny_run, state, column))
+        / (metric(tiny_run, "compromised", column) - metric(tiny_run, "clean", column))
+        for column in EFFICACY
+    }
+    print(method, {k: round(v, 3) for k, v in closed.items()})
+    assert max(closed.values()) >= 0.05
+
+
+def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
+    """A new method (a custom import path) and a new budget plan only their own unlearn and
+    evaluate jobs, plus the table and plots that collect them."""
+    import yaml
+
+    mine = {"lr": 0.001, "import_path": "salmu.unlearn.methods.neg_grad:NegativeGradient"}
+    extra = tmp_path / "more.yaml"
+    extra.write_text(yaml.safe_dump({"unlearn": {"budgets": [1, 5], "methods": {"mine": mine}}}))
+    result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
+    counts = job_counts(result.stdout)
+    methods = len(builtin_methods()) + 1
+    # x1 for every method, x5 for the new one.
+    assert counts["unlearn"] == methods + 1 and counts["evaluate"] == methods + 1
+    assert set(counts) == {"unlearn", "evaluate", "results_table", "plots", "all", "total"}
 
 
 def test_official_json_layout(tiny_run):
@@ -147,7 +178,7 @@ def test_released_layout_loads_with_datasets_and_the_card_counts_match(tiny_run)
 
 def test_rerun_is_a_no_op(tiny_run):
     start = time.time()
-    result = snakemake("--cores", "2", "--config", f"run={RUN}")
+    result = snakemake("--cores", "2", *OVERLAY, *CONFIG)
     print(f"no-op rerun: {time.time() - start:.1f} s")
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -218,6 +249,6 @@ def test_confidence_intervals_diagnosis_plots_and_html_report(tiny_run, tmp_path
         assert (RESULTS / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (RESULTS / "plots" / f"{name}.svg").read_bytes()[:400]
     report = tmp_path / "report.html"
-    snakemake("--report", str(report), "--config", f"run={RUN}")
+    snakemake("--report", str(report), *OVERLAY, *CONFIG)
     html = report.read_text(errors="replace")
     assert "benchmark.csv" in html and "retfail_vs_genknow" in html

@@ -1,3 +1,5 @@
+"""The unlearning driver: registry, budget accounting, data, checkpoint, precision."""
+
 import json
 
 import polars as pl
@@ -6,68 +8,28 @@ import torch
 
 from salmu.cli import main
 from salmu.clip_model import load_clip, save_checkpoint
-from salmu.io import read_json, write_parquet
-from salmu.shards import load_sources, write_shards
-from salmu.unlearn.base import Batch, Step, UnlearningMethod, clip_loss
+from salmu.io import read_json, write_json, write_parquet
+from salmu.unlearn.base import Session, UnlearningMethod
+from salmu.unlearn.data import read_samples
 from salmu.unlearn.methods.finetune import Finetune
 from salmu.unlearn.methods.neg_grad import NegativeGradient
-from salmu.unlearn.registry import resolve
+from salmu.unlearn.registry import build, builtin_methods, resolve
 from salmu.unlearn.run import budget_steps, parse_hyperparameters
 
 from conftest import solid_jpeg
 
 MODEL_DIR = "resources/models/tiny-clip"
+FORGET, RETAIN = 20, 30
 
 
-def random_batch(tokenizer, n=8, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(n, 3, 32, 32, generator=generator)
-    texts = tokenizer([f"person {seed} number {i} lives in city {i}" for i in range(n)])
-    return Batch(images, texts)
+class TakesOneStepTooFew(UnlearningMethod):
+    """A broken custom method: it stops before its budget is spent."""
 
+    name = "lazy"
 
-def one_step(method, model, step, lr=1e-2):
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    model.train()
-    loss = method.loss(model, step)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    model, preprocess, tokenizer = load_clip(MODEL_DIR)
-    step = Step(random_batch(tokenizer, seed=1), random_batch(tokenizer, seed=2))
-    return model, tokenizer, step
-
-
-def test_negative_gradient_raises_the_forget_loss(tiny):
-    model, _, step = tiny
-    model = __import__("copy").deepcopy(model)
-    with torch.no_grad():
-        before = clip_loss(model.eval(), step.forget).item()
-    one_step(NegativeGradient(), model, step)
-    with torch.no_grad():
-        after = clip_loss(model.eval(), step.forget).item()
-    assert after > before
-
-
-def test_finetune_lowers_the_retain_loss_and_ignores_forget(tiny):
-    model, _, step = tiny
-    model = __import__("copy").deepcopy(model)
-    with torch.no_grad():
-        before = clip_loss(model.eval(), step.retain).item()
-    one_step(Finetune(), model, step)
-    with torch.no_grad():
-        after = clip_loss(model.eval(), step.retain).item()
-    assert after < before
-    # Finetuning's loss does not depend on the forget batch at all.
-    other = Step(Batch(torch.zeros_like(step.forget.images), step.forget.texts), step.retain)
-    with torch.no_grad():
-        model.eval()
-        assert Finetune().loss(model, step).item() == Finetune().loss(model, other).item()
+    def unlearn(self, session: Session) -> None:
+        for _ in zip(range(session.budget - 1), session.steps()):
+            pass
 
 
 def test_budget_unit():
@@ -85,19 +47,49 @@ def test_registry_resolves_builtin_and_import_paths():
         resolve("nope")
     with pytest.raises(ValueError, match="not an UnlearningMethod"):
         resolve("bad", "salmu.unlearn.run:budget_steps")
-    with pytest.raises(ValueError, match="takes no hyperparameters"):
-        UnlearningMethod(alpha=1)
-    assert parse_hyperparameters(["retain_weight=0.5", "name=x"]) == {
+    with pytest.raises(ValueError, match="cannot import"):
+        resolve("bad", "salmu.nowhere:Thing")
+    assert parse_hyperparameters(["retain_weight=0.5", "name=x", "flag=true"]) == {
         "retain_weight": 0.5,
         "name": "x",
+        "flag": True,
     }
 
 
-def test_cli_takes_exactly_the_budgeted_steps(tmp_path):
+def test_a_wrong_hyperparameter_names_the_config_key_and_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"unlearn\.methods\.salun\.params.*sparsity"):
+        build("salun", resolve("salun"), {"sparsty": 0.1})
+    with pytest.raises(ValueError, match="finetune.*no hyperparameters"):
+        build("finetune", resolve("finetune"), {"alpha": 1})
+
+
+def test_adding_a_method_module_registers_it(tmp_path, monkeypatch):
+    """A built-in method is one module: drop it into the methods package and it is found."""
+    import salmu.unlearn.methods as package
+
+    extra = tmp_path / "methods"
+    extra.mkdir()
+    (extra / "forget_twice.py").write_text(
+        "from salmu.unlearn.base import UnlearningMethod\n"
+        "from salmu.unlearn.losses import clip_loss\n\n\n"
+        "class ForgetTwice(UnlearningMethod):\n"
+        "    name = 'forget_twice'\n\n"
+        "    def loss(self, model, step, reference=None):\n"
+        "        return -2 * clip_loss(model, step.forget)\n"
+    )
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(extra)])
+    assert "forget_twice" in builtin_methods()
+    assert resolve("forget_twice").__name__ == "ForgetTwice"
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """A random-init 'Compromised' checkpoint and forget (with generic captions) / retain shards."""
+    root = tmp_path_factory.mktemp("unlearn")
     torch.manual_seed(0)
     model, _, _ = load_clip(MODEL_DIR)
-    save_checkpoint(model, tmp_path / "compromised.pt", "compromised")
-    for name, n, offset in (("forget", 20, 0), ("retain", 30, 1000)):
+    save_checkpoint(model, root / "compromised.pt", "compromised")
+    for name, n, offset in (("forget", FORGET, 0), ("retain", RETAIN, 1000)):
         frame = pl.DataFrame(
             {
                 "file_name": [f"{name}{i:03d}.jpg" for i in range(n)],
@@ -105,48 +97,103 @@ def test_cli_takes_exactly_the_budgeted_steps(tmp_path):
                 "image": [solid_jpeg(offset + i) for i in range(n)],
             }
         )
-        write_parquet(frame, tmp_path / f"{name}.parquet")
-        write_shards(load_sources([str(tmp_path / f"{name}.parquet")]), tmp_path / name, 8, seed=0)
-    out = tmp_path / "unlearned.pt"
-    code = main(
+        write_parquet(frame, root / f"{name}.parquet")
+    write_json(
+        {f"forget{i:03d}.jpg": f"a person, photo {i}" for i in range(FORGET)}, root / "g.json"
+    )
+    for name, generic in (("forget", ["--generic-captions", str(root / "g.json")]), ("retain", [])):
+        args = ["shards", "--inputs", str(root / f"{name}.parquet"), "--out-dir", str(root / name)]
+        assert main([*args, "--samples-per-shard", "8", "--seed", "0", *generic]) == 0
+    return root, model
+
+
+def unlearn_cli(root, method, *extra, budget="2", out="unlearned.pt"):
+    return main(
         [
             "unlearn",
             "--method",
-            "neg_grad",
+            method,
             "--budget",
-            "2",
+            budget,
             "--seed",
             "0",
             "--model-dir",
             MODEL_DIR,
             "--checkpoint",
-            str(tmp_path / "compromised.pt"),
+            str(root / "compromised.pt"),
             "--forget-shards",
-            str(tmp_path / "forget"),
+            str(root / "forget"),
             "--retain-shards",
-            str(tmp_path / "retain"),
+            str(root / "retain"),
             "--batch-size",
             "8",
             "--lr",
             "1e-3",
-            "--param",
-            "retain_weight=0.5",
+            "--device",
+            "cpu",
             "--out",
-            str(out),
+            str(root / out),
             "--report",
-            str(tmp_path / "report.json"),
+            str(root / (out + ".json")),
+            *extra,
         ]
     )
-    assert code == 0
-    report = read_json(tmp_path / "report.json")
+
+
+def test_forget_shards_carry_generic_captions_and_retain_can_be_subset(shards):
+    root, _ = shards
+    forget = read_samples(root / "forget")
+    assert len(forget) == FORGET
+    assert {s.generic_text for s in forget} == {f"a person, photo {i}" for i in range(FORGET)}
+    assert all(s.generic_text is None for s in read_samples(root / "retain"))
+    subset = read_samples(root / "retain", limit=10, seed=3)
+    assert len(subset) == 10 and len({s.image for s in subset}) == 10
+    assert [s.text for s in subset] == [s.text for s in read_samples(root / "retain", 10, 3)]
+
+
+def test_shards_refuse_generic_captions_that_miss_samples(shards, tmp_path):
+    root, _ = shards
+    write_json({"forget000.jpg": "only one"}, tmp_path / "g.json")
+    args = ["shards", "--inputs", str(root / "forget.parquet"), "--out-dir", str(tmp_path / "s")]
+    assert main([*args, "--seed", "0", "--generic-captions", str(tmp_path / "g.json")]) == 2
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("method", builtin_methods())
+def test_every_method_takes_exactly_its_budget(shards, method):
+    """2x budget = 2 * ceil(20 / 8) = 6 steps of one forget + one retain batch, for every method;
+    methods that step an optimizer step it once per budgeted step (SalUn after its mask step)."""
+    root, model = shards
+    assert unlearn_cli(root, method, out=f"{method}.pt") == 0
+    report = read_json(root / f"{method}.pt.json")
     assert report["budget_unit_steps"] == 3 and report["steps"] == 6
-    assert report["hyperparameters"] == {"retain_weight": 0.5}
-    # The checkpoint is in open_clip_train's layout and loads back; weights changed.
-    unlearned, _, _ = load_clip(MODEL_DIR, out)
-    assert torch.load(out, weights_only=True)["epoch"] == 6
-    changed = [
+    expected_optimizer_steps = {"ssd": 0, "slug": 0, "salun": 5}.get(method, 6)
+    assert report["optimizer_steps"] == expected_optimizer_steps
+    # The checkpoint is in open_clip_train's layout, loads back, and differs from the start.
+    unlearned, _, _ = load_clip(MODEL_DIR, root / f"{method}.pt")
+    assert torch.load(root / f"{method}.pt", weights_only=True)["epoch"] == 6
+    assert any(
         not torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), unlearned.state_dict().values())
-    ]
-    assert any(changed)
+    )
     json.dumps(report)
+
+
+def test_hyperparameters_bf16_and_a_retain_subset_reach_the_run(shards):
+    root, _ = shards
+    extra = ["--param", "retain_weight=0.5", "--precision", "amp_bf16", "--retain-samples", "12"]
+    assert unlearn_cli(root, "neg_grad", *extra, out="bf16.pt") == 0
+    report = read_json(root / "bf16.pt.json")
+    assert report["hyperparameters"] == {"retain_weight": 0.5}
+    assert report["precision"] == "amp_bf16" and report["retain_samples"] == 12
+    state = torch.load(root / "bf16.pt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_a_method_that_skips_budget_fails_and_writes_nothing(shards):
+    root, _ = shards
+    code = unlearn_cli(
+        root, "lazy", "--import-path", "test_unlearn:TakesOneStepTooFew", out="lazy.pt"
+    )
+    assert code == 2
+    assert not (root / "lazy.pt").exists()

@@ -1,4 +1,5 @@
 # Config validation, path helpers and input functions shared by every rule file.
+import json
 import os
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ import shlex
 from snakemake.utils import validate
 
 from salmu.faces import DIFFUSERS_OPTIONS
-from salmu.unlearn.registry import BUILTIN as BUILTIN_METHODS
+from salmu.unlearn.registry import builtin_methods
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -26,15 +27,21 @@ os.environ["PATH"] = (
 
 def check_methods(methods):
     """Fail before any job runs when a method is neither built in nor given an import path."""
+    builtin = builtin_methods()
     for name, settings in methods.items():
-        if name not in BUILTIN_METHODS and "import_path" not in settings:
+        if name not in builtin and "import_path" not in settings:
             raise ValueError(
                 f"config key unlearn.methods.{name}: unknown unlearning method; built-in methods "
-                f"are {sorted(BUILTIN_METHODS)}, a custom one needs import_path: 'package.module:Class'"
+                f"are {builtin}, a custom one needs import_path: 'package.module:Class'"
             )
 
 
 check_methods(config["unlearn"]["methods"])
+
+
+def gpus(device):
+    """GPUs a job asks the scheduler for: one unless it is pinned to the CPU."""
+    return 0 if device == "cpu" else 1
 
 
 def check_required_models(config):
@@ -186,6 +193,13 @@ def shard_inputs(wildcards):
     return [benchmark.format("forget")]
 
 
+def generic_captions(wildcards):
+    """Forget shards carry each image's generic caption (the Generic Captions baseline's target)."""
+    if wildcards.source != "forget":
+        return []
+    return [f"results/{wildcards.run}/benchmark/sensitive_set_generic_captions.json"]
+
+
 def train_sources(wildcards):
     """Clean trains on retain only; Compromised on retain + the whole sensitive set."""
     sources = ["retain"] if wildcards.base == "clean" else ["retain", "sensitive"]
@@ -212,12 +226,20 @@ def method_lr(wildcards):
 def method_flags(wildcards):
     """--import-path / --param flags of one method, as a shell-ready string."""
     settings = method_settings(wildcards)
-    flags = [
-        f"--param {key}={value}" for key, value in settings.get("params", {}).items()
+    pairs = [
+        f"{key}={json.dumps(value)}"
+        for key, value in settings.get("params", {}).items()
     ]
+    flags = [f"--param {shlex.quote(pair)}" for pair in pairs]
     if "import_path" in settings:
         flags.append(f"--import-path {settings['import_path']}")
     return " ".join(flags)
+
+
+def retain_samples_flag(wildcards):
+    """The retain subset an unlearning method may use (null in config: the whole retain set)."""
+    limit = config["unlearn"]["retain_samples"]
+    return "" if limit is None else f"--retain-samples {limit}"
 
 
 def model_states():

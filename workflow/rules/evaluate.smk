@@ -17,7 +17,7 @@ rule evaluate:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=0,
+        gpu=gpus(config["evaluate"]["device"]),
     params:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,

@@ -13,7 +13,7 @@ rule evaluate_external:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=0,
+        gpu=gpus(config["evaluate"]["device"]),
     params:
         flags=external_flags,
         cache_dir=external_cache_dir,

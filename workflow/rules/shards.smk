@@ -1,6 +1,7 @@
 rule shards:
     input:
-        shard_inputs,
+        parquets=shard_inputs,
+        generic=generic_captions,
     output:
         directory("results/{run}/shards/{source}"),
     log:
@@ -16,9 +17,13 @@ rule shards:
     params:
         per_shard=config["shards"]["samples_per_shard"],
         seed=config["seed"],
+        generic=lambda wildcards, input: (
+            f"--generic-captions {input.generic}" if input.generic else ""
+        ),
     shell:
-        "salmu shards --inputs {input} --out-dir {output}"
-        " --samples-per-shard {params.per_shard} --seed {params.seed} > {log} 2>&1"
+        "salmu shards --inputs {input.parquets} --out-dir {output}"
+        " --samples-per-shard {params.per_shard} --seed {params.seed} {params.generic}"
+        " > {log} 2>&1"
 
 
 rule leakcheck_clean:

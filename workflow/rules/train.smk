@@ -14,7 +14,7 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=0,
+        gpu=gpus(config["train"]["device"]),
     params:
         logs_dir=open_clip_run_dir,
         epochs=config["train"]["epochs"],

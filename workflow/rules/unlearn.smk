@@ -17,16 +17,22 @@ rule unlearn:
     resources:
         mem_mb=4000,
         runtime=120,
-        gpu=0,
+        gpu=gpus(config["unlearn"]["device"]),
     params:
         lr=method_lr,
         flags=method_flags,
         batch_size=config["unlearn"]["batch_size"],
+        retain_samples=retain_samples_flag,
+        precision=config["unlearn"]["precision"],
+        wd=config["unlearn"]["weight_decay"],
+        grad_clip=config["unlearn"]["grad_clip"],
         device=config["unlearn"]["device"],
     shell:
         "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
         " --seed {wildcards.seed} --model-dir {input.model_dir}"
         " --checkpoint {input.compromised} --forget-shards {input.forget}"
-        " --retain-shards {input.retain} --batch-size {params.batch_size} --lr {params.lr}"
-        " {params.flags} --device {params.device} --threads {threads}"
+        " --retain-shards {input.retain} {params.retain_samples}"
+        " --batch-size {params.batch_size} --lr {params.lr} --wd {params.wd}"
+        " --grad-clip {params.grad_clip} --precision {params.precision} {params.flags}"
+        " --device {params.device} --threads {threads}"
         " --out {output.checkpoint} --report {output.report} > {log} 2>&1"

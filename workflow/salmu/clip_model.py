@@ -436,23 +436,37 @@ def load_clip(
     model_dir: str | os.PathLike | ClipSource,
     checkpoint: str | os.PathLike | None = None,
     device: str = "cpu",
+    train_transform: bool = False,
 ):
     """Return ``(model, preprocess, tokenizer)``; ``model`` is in eval mode on ``device``.
 
     ``model_dir``: a model directory, ``hf-hub:`` id, architecture name or ``ClipSource``;
-    ``checkpoint``: any supported file form (see the module docstring).
+    ``checkpoint``: any supported file form (see the module docstring). ``train_transform``: the
+    augmenting transform open_clip_train trains with instead of the evaluation one.
     """
     import open_clip
 
     source = resolve_clip(model_dir, checkpoint)
     _quiet_open_clip()
-    model, _, preprocess = open_clip.create_model_and_transforms(
+    model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
         source.open_clip_name, load_weights=False
     )
+    if train_transform:
+        preprocess = preprocess_train
     if source.weights is not None:
         load_weights(model, source.weights, f"{source.spec} ({source.kind})")
     tokenizer = open_clip.get_tokenizer(source.tokenizer_name)
     return model.to(device).eval(), preprocess, tokenizer
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return name
 
 
 def save_checkpoint(

@@ -4,7 +4,8 @@ One shard directory per training source holds ``00000.tar, 00001.tar, …``, a `
 open_clip_train reads for the sample count, and a ``manifest.json`` listing every sample's key and
 image sha256 (so leakage can be checked by content, not by trust) and every tar's sha256 (so a
 consumer can tell that the data changed, captions included). Tars are byte-deterministic
-(fixed member order, mtime 0, no owner names).
+(fixed member order, mtime 0, no owner names). Each sample's ``.json`` holds its ``file_name`` and,
+for forget shards, its ``generic_text`` (the generic-captions unlearning baseline trains on it).
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ def load_sources(paths: list[str]) -> pl.DataFrame:
     return rows.sort("file_name")
 
 
+def attach_generic_captions(rows: pl.DataFrame, path: str | Path) -> pl.DataFrame:
+    """Add ``generic_text`` from a file_name -> caption JSON (``sensitive_set_generic_captions.json``)."""
+    captions = read_json(path)
+    if not isinstance(captions, dict):
+        raise ValueError(f"{path}: expected a JSON object file_name -> generic caption")
+    missing = [f for f in rows["file_name"] if f not in captions]
+    if missing:
+        raise ValueError(
+            f"{path}: no generic caption for {len(missing)} samples, e.g. {missing[:3]}"
+        )
+    return rows.with_columns(
+        pl.Series("generic_text", [captions[f] for f in rows["file_name"]], dtype=pl.String)
+    )
+
+
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -82,12 +98,15 @@ def write_shards(
         chunk = rows.slice(start, samples_per_shard)
         tmp = out_dir / (shard_name + ".tmp")
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for file_name, text, image in chunk.iter_rows():
+            for row in chunk.iter_rows(named=True):
+                file_name, text, image = row["file_name"], row["text"], row["image"]
                 key = sample_key(file_name)
-                meta = json.dumps({"file_name": file_name}).encode()
+                meta = {"file_name": file_name}
+                if row.get("generic_text") is not None:
+                    meta["generic_text"] = row["generic_text"]
                 _add_member(tar, f"{key}.jpg", image)
                 _add_member(tar, f"{key}.txt", text.encode())
-                _add_member(tar, f"{key}.json", meta)
+                _add_member(tar, f"{key}.json", json.dumps(meta).encode())
                 samples.append(
                     {
                         "key": key,
@@ -130,12 +149,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--samples-per-shard", type=int, default=1000)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument(
+        "--generic-captions", default=None, help="file_name -> generic caption JSON to attach"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     if args.samples_per_shard < 1:
         raise ValueError(f"--samples-per-shard must be >= 1, got {args.samples_per_shard}")
-    manifest = write_shards(
-        load_sources(args.inputs), args.out_dir, args.samples_per_shard, args.seed
-    )
+    rows = load_sources(args.inputs)
+    if args.generic_captions:
+        rows = attach_generic_captions(rows, args.generic_captions)
+    manifest = write_shards(rows, args.out_dir, args.samples_per_shard, args.seed)
     print(f"{args.out_dir}: {manifest['num_samples']} samples in {len(manifest['shards'])} shards")

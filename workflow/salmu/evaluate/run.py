@@ -305,8 +305,10 @@ def needed_texts(
 def evaluate(cfg: EvalConfig) -> dict:
     """Run the whole evaluation and return the result dict (not written)."""
     start = time.perf_counter()
+    from salmu.clip_model import resolve_device
+
     check_templates(cfg)
-    device = encode.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     source = encode.resolve_model(cfg.model_dir, cfg.checkpoint)  # fail fast on a bad model
     if cfg.threads > 0:
         import torch

@@ -1,13 +1,17 @@
 """Forget / retain samples for unlearning, read from the same webdataset shards as training.
 
-The sensitive and retain subsets an unlearning run sees are small (the forget set is ~30K pairs at
-paper scale), so samples are decoded once into memory and batches are drawn with a seeded RNG.
+Samples stay JPEG bytes in memory (the forget set is ~30K pairs at paper scale) and are decoded and
+preprocessed per batch with the training transform; batches are drawn with a seeded RNG. The retain
+side can be a subset (``limit``): whole shards in a seeded order until enough samples are read, so
+a 400M-pair retain set is never read in full.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,40 +22,63 @@ from salmu.shards import shard_urls
 from salmu.unlearn.base import Batch
 
 
-def read_samples(shard_dir: str | Path) -> list[tuple[bytes, str]]:
-    """(jpeg bytes, caption) for every sample of a shard directory, in shard order."""
+@dataclass(frozen=True)
+class Sample:
+    image: bytes
+    text: str
+    generic_text: str | None = None
+
+
+def _read_shard(url: str) -> list[Sample]:
     samples = []
-    for url in shard_urls(shard_dir):
+    with tarfile.open(url) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for name in sorted(members):
+            if not name.endswith(".jpg"):
+                continue
+            key = name[: -len(".jpg")]
+            image = tar.extractfile(members[name]).read()
+            text = tar.extractfile(members[key + ".txt"]).read().decode()
+            meta = {}
+            if key + ".json" in members:
+                meta = json.loads(tar.extractfile(members[key + ".json"]).read())
+            samples.append(Sample(image, text, meta.get("generic_text")))
+    return samples
+
+
+def read_samples(shard_dir: str | Path, limit: int | None = None, seed: int = 0) -> list[Sample]:
+    """Every sample of a shard directory in shard order, or the first ``limit`` samples of its
+    shards taken in a seeded random order."""
+    urls = shard_urls(shard_dir)
+    if limit is not None:
+        urls = [urls[i] for i in np.random.default_rng(seed).permutation(len(urls))]
+    samples: list[Sample] = []
+    for url in urls:
         try:
-            with tarfile.open(url) as tar:
-                members = {m.name: m for m in tar.getmembers()}
-                for name in sorted(members):
-                    if not name.endswith(".jpg"):
-                        continue
-                    key = name[: -len(".jpg")]
-                    image = tar.extractfile(members[name]).read()
-                    text = tar.extractfile(members[key + ".txt"]).read().decode()
-                    samples.append((image, text))
-        except (tarfile.TarError, KeyError, EOFError) as err:
+            samples.extend(_read_shard(url))
+        except (tarfile.TarError, KeyError, EOFError, json.JSONDecodeError) as err:
             raise ValueError(f"{url}: unreadable webdataset shard ({err})") from None
+        if limit is not None and len(samples) >= limit:
+            return samples[:limit]
     if not samples:
         raise ValueError(f"{shard_dir}: no samples")
     return samples
 
 
 class SampleBank:
-    """Preprocessed tensors of one data source, with seeded batch sampling without replacement."""
+    """One data source: seeded batches without replacement, preprocessed on the way out."""
 
-    def __init__(self, samples, preprocess, tokenizer, seed: int):
-        self.images = torch.stack(
-            [preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b, _ in samples]
-        )
-        self.texts = tokenizer([t for _, t in samples])
+    def __init__(self, samples: list[Sample], preprocess, tokenizer, seed: int, device="cpu"):
+        self.samples = samples
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.device = device
         self.rng = np.random.default_rng(seed)
         self._order: list[int] = []
+        self.has_generic = all(s.generic_text is not None for s in samples)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.samples)
 
     def next_batch(self, size: int) -> Batch:
         indices = []
@@ -59,5 +86,13 @@ class SampleBank:
             if not self._order:
                 self._order = self.rng.permutation(len(self)).tolist()
             indices.append(self._order.pop())
-        index = torch.tensor(indices)
-        return Batch(self.images[index], self.texts[index])
+        chosen = [self.samples[i] for i in indices]
+        images = torch.stack(
+            [self.preprocess(Image.open(io.BytesIO(s.image)).convert("RGB")) for s in chosen]
+        )
+        generic = self.tokenizer([s.generic_text for s in chosen]) if self.has_generic else None
+        return Batch(
+            images.to(self.device),
+            self.tokenizer([s.text for s in chosen]).to(self.device),
+            None if generic is None else generic.to(self.device),
+        )

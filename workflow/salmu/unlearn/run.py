@@ -1,9 +1,10 @@
 """``salmu unlearn``: run one method at one budget and seed from the Compromised checkpoint.
 
-Budget unit (our definition, spec [?]): 1x = the optimizer steps of one pass over the forget set at
-the configured batch size, ``ceil(|forget| / batch_size)``. A budget of B runs ``round(B * unit)``
-steps for every method, whatever data the method uses, so methods compare at equal compute.
-Each step draws one forget batch and one retain batch of ``batch_size`` each.
+Budget unit (our definition, spec [?]): 1x = the steps of one pass over the forget set at the
+configured batch size, ``ceil(|forget| / batch_size)``. A step is one forget batch plus one retain
+batch of ``batch_size`` each, whatever the method does with them (an optimizer step, or gradient
+statistics for SSD / SLUG / SalUn's mask), so a budget of B gives every method ``round(B * unit)``
+steps: equal data and compute. The driver checks that a method used exactly its budget.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import time
 
 import torch
 
-from salmu.clip_model import load_clip, save_checkpoint
+from salmu.clip_model import load_clip, resolve_device, save_checkpoint
 from salmu.io import write_json
-from salmu.unlearn.base import Step
+from salmu.unlearn.base import Session, Step
 from salmu.unlearn.data import SampleBank, read_samples
-from salmu.unlearn.registry import resolve
+from salmu.unlearn.registry import build, resolve
+
+PRECISIONS = {"fp32": None, "amp_bf16": torch.bfloat16}
 
 
 def budget_steps(budget: float, forget_size: int, batch_size: int) -> int:
@@ -45,44 +48,58 @@ def parse_hyperparameters(pairs: list[str]) -> dict:
 
 def unlearn(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
-    method = resolve(args.method, args.import_path)(**parse_hyperparameters(args.param))
-    model, preprocess, tokenizer = load_clip(args.model_dir, args.checkpoint, args.device)
-    reference = (
-        copy.deepcopy(model).eval().requires_grad_(False) if method.needs_reference else None
+    hyperparameters = parse_hyperparameters(args.param)
+    method = build(args.method, resolve(args.method, args.import_path), hyperparameters)
+    device = resolve_device(args.device)
+    model, preprocess, tokenizer = load_clip(
+        args.model_dir, args.checkpoint, device, train_transform=True
     )
-    forget = SampleBank(read_samples(args.forget_shards), preprocess, tokenizer, args.seed)
-    retain = SampleBank(read_samples(args.retain_shards), preprocess, tokenizer, args.seed + 1)
+    forget = SampleBank(read_samples(args.forget_shards), preprocess, tokenizer, args.seed, device)
+    retain = SampleBank(
+        read_samples(args.retain_shards, args.retain_samples, args.seed),
+        preprocess,
+        tokenizer,
+        args.seed + 1,
+        device,
+    )
     steps = budget_steps(args.budget, len(forget), args.batch_size)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.wd
+    session = Session(
+        model,
+        draw=lambda: Step(forget.next_batch(args.batch_size), retain.next_batch(args.batch_size)),
+        budget=steps,
+        make_optimizer=lambda params: torch.optim.AdamW(params, lr=args.lr, weight_decay=args.wd),
+        reference=copy.deepcopy(model).requires_grad_(False) if method.needs_reference else None,
+        grad_clip=args.grad_clip,
+        autocast_dtype=PRECISIONS[args.precision],
     )
     model.train()
-    losses, start = [], time.time()
-    for _ in range(steps):
-        step = Step(forget.next_batch(args.batch_size), retain.next_batch(args.batch_size))
-        loss = method.loss(model, step, reference)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    start = time.time()
+    method.unlearn(session)
+    if session.taken != steps:
+        raise ValueError(
+            f"method '{args.method}' used {session.taken} of its {steps} budgeted steps: "
+            "a method must consume exactly its budget (iterate session.steps() to the end)"
+        )
     save_checkpoint(
-        model, args.out, name=f"{args.method}-x{args.budget}-seed{args.seed}", epoch=steps
+        model, args.out, name=f"{args.method}-x{args.budget:g}-seed{args.seed}", epoch=steps
     )
     return {
         "method": args.method,
         "budget": args.budget,
         "seed": args.seed,
-        "steps": steps,
+        "steps": session.taken,
+        "optimizer_steps": session.optimizer_steps,
         "budget_unit_steps": math.ceil(len(forget) / args.batch_size),
         "batch_size": args.batch_size,
         "forget_samples": len(forget),
         "retain_samples": len(retain),
         "lr": args.lr,
-        "hyperparameters": parse_hyperparameters(args.param),
-        "loss_first": losses[0],
-        "loss_last": losses[-1],
+        "precision": args.precision,
+        "device": device,
+        "hyperparameters": hyperparameters,
+        "method_report": session.report,
+        "loss_first": session.losses[0] if session.losses else None,
+        "loss_last": session.losses[-1] if session.losses else None,
         "seconds": round(time.time() - start, 3),
     }
 
@@ -98,14 +115,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="the Compromised model")
     parser.add_argument("--forget-shards", required=True)
     parser.add_argument("--retain-shards", required=True)
+    parser.add_argument(
+        "--retain-samples", type=int, default=None, help="retain subset size (default: all)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--wd", type=float, default=0.0)
     parser.add_argument("--grad-clip", type=float, default=1.0)
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     parser.add_argument(
         "--param", action="append", default=[], help="method hyperparameter key=value"
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True, help="JSON with steps taken and losses")
@@ -113,6 +134,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
+    if args.retain_samples is not None and args.retain_samples < 1:
+        raise ValueError(f"--retain-samples must be >= 1, got {args.retain_samples}")
     report = unlearn(args)
     write_json(report, args.report)
     print(

@@ -4,7 +4,8 @@ Loss = -CLIP(forget) (MultiDelete prototype ``NegativeGradientTask``; SALMUBench
 ``retain_weight`` > 0 adds +CLIP(retain) to slow the collapse (0 reproduces the plain baseline).
 """
 
-from salmu.unlearn.base import Step, UnlearningMethod, clip_loss
+from salmu.unlearn.base import Step, UnlearningMethod
+from salmu.unlearn.losses import clip_loss
 
 
 class NegativeGradient(UnlearningMethod):
