@@ -70,3 +70,14 @@ def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():
     assert "--embedder clip" in out and "--demographics gender age_band" in out
     assert "--n-identities 1000" in out
     assert "gpu=1" in out
+
+
+def test_paper_overlay_unlearns_on_a_gpu_in_bf16_with_a_retain_subset():
+    target = "results/paper/models/unlearned/slug/x5/seed2/checkpoint.pt"
+    result = snakemake(
+        "-n", "-p", target, "--configfile", "resources/tiers/paper.yaml", "--config", "run=paper"
+    )
+    command = next(line for line in result.stdout.splitlines() if "salmu unlearn" in line)
+    for flag in ("--precision amp_bf16", "--retain-samples 152340", "--device auto", "--lr 1e-05"):
+        assert flag in command
+    assert "--param target_top1=0.1" in command

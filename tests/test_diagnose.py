@@ -220,3 +220,24 @@ def test_the_tiny_tier():
         "unlearned/neg_grad/x1/seed0": CATASTROPHIC,  # retain pairs at 75% / 73%, and 49% closed
         "unlearned/neg_grad/x5/seed0": CATASTROPHIC,  # everything negative, GenKnow 40%
     }
+
+
+def test_a_genknow_drop_inside_compromised_noise_is_not_damage():
+    """Tiny-tier case: 256 GenKnow images, Compromised 0.215 with CI [0.164, 0.266]. A model at
+    0.180 is 16 % lower (below the 5 % cut) but inside that interval: not damage. At 0.120 it is
+    outside: damage. Without a CI in the table the 5 % cut alone decides, as before."""
+    references = {
+        "clean": {"RetFail_MRR": 0.02, "GenKnow": 0.17},
+        "compromised": {"RetFail_MRR": 0.90, "GenKnow": 0.215},
+    }
+
+    def label(genknow, ci_low):
+        frame = table(references | {"u": {"RetFail_MRR": 0.02, "GenKnow": genknow}})
+        frame = frame.with_columns(
+            pl.Series("GenKnow_ci_low", [NAN, ci_low, NAN], dtype=pl.Float64)
+        )
+        return labels(frame)["u"]
+
+    assert label(0.180, 0.164) == BALANCED
+    assert label(0.120, 0.164) == CATASTROPHIC
+    assert label(0.180, NAN) == CATASTROPHIC

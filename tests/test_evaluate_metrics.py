@@ -9,7 +9,7 @@ import pytest
 from salmu.evaluate import data, layout, metrics
 from salmu.evaluate.data import EvaluationWarning
 from salmu.evaluate.encode import TextTable
-from salmu.evaluate.run import EvalConfig, compute_metrics
+from salmu.evaluate.run import EvalConfig, compute_metrics, genknow_prompts
 
 DIM = 64
 
@@ -409,16 +409,23 @@ def test_compute_metrics_puts_cis_next_to_the_values():
     nv, vn = data.core_assoc_texts(bench)
     _, names, _ = data.idzsc_classes(bench)
     needed.update(nv + vn + [cfg.idzsc_template.format(name=n) for n in names])
+    classnames = ["red circle", "blue square"]
+    needed.update(genknow_prompts(classnames, cfg.genknow_templates))
     text_list = sorted(needed)
     texts = TextTable(text_list, unit(rng, len(text_list)))
     images = {s: unit(rng, bench.splits[s].height) for s in data.BASE_SPLITS}
-    out = compute_metrics(bench, images, texts, cfg)
+    genknow = (unit(rng, 40), rng.integers(0, 2, 40), classnames)
+    out = compute_metrics(bench, images, texts, cfg, genknow)
     assert set(out["cis"]) == set(layout.CI_COLUMNS)
+    # GenKnow's interval is a bootstrap over its 40 images: a real width around the accuracy.
+    low, high = out["cis"]["GenKnow"]
+    assert low < out["genknow"] < high and high - low > 0.1
     result = layout.build_result(meta={"state": "x"}, **out)
     assert result["meta"]["bootstrap"]["resamples"] == 200
     assert set(result["efficacy"]["1.1_RetFail"]) == {"R@1", "MRR", "outcomes", "R@1_ci", "MRR_ci"}
     assert set(result["utility"]["2.2_InterIdSim"]) == {"mean", "mean_ci"}
-    assert set(result["efficacy"]["1.3_ACS"]) == {"acs_accuracy"}  # no CI for ACS/IdZSC/GenKnow
+    assert set(result["efficacy"]["1.3_ACS"]) == {"acs_accuracy"}  # no CI for ACS / IdZSC
+    assert "accuracy_ci" in result["utility"]["2.1_GenKnow"]
     flat, cis = layout.flatten(result), layout.flatten_ci(result)
     assert list(cis) == layout.ci_column_names()
     for column in layout.CI_COLUMNS:
@@ -429,7 +436,7 @@ def test_compute_metrics_puts_cis_next_to_the_values():
     )
     assert cis["FragSim_ci_low"] == cis["FragSim_ci_high"] == pytest.approx(flat["FragSim"])
     # Same seed, same intervals; --bootstrap 0: the plain official layout.
-    assert compute_metrics(bench, images, texts, cfg)["cis"] == out["cis"]
+    assert compute_metrics(bench, images, texts, cfg, genknow)["cis"] == out["cis"]
     cfg.bootstrap = 0
     plain = compute_metrics(bench, images, texts, cfg)
     assert "cis" not in plain and "bootstrap" not in plain

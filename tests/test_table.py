@@ -23,7 +23,10 @@ STATES = {
 def evaluation(state, mrr, genknow, holdout, with_ci=True):
     cis = None
     if with_ci:
-        cis = {c: [0.0, 1.0] for c in layout.CI_COLUMNS} | {"RetFail_MRR": [mrr - 0.01, mrr + 0.01]}
+        cis = {c: [0.0, 1.0] for c in layout.CI_COLUMNS} | {
+            "RetFail_MRR": [mrr - 0.01, mrr + 0.01],
+            "GenKnow": [genknow - 0.01, genknow + 0.01],
+        }
     return layout.build_result(
         ret_fail={"R@1": mrr / 2, "MRR": mrr, "outcomes": [1, 2]},
         assoc_str={"mean": holdout, "scores": [holdout]},
@@ -65,7 +68,7 @@ def test_rows_columns_cis_and_diagnosis(evals):
     assert table.columns[5 : 5 + len(metric_columns)] == metric_columns  # unchanged positions
     ci_columns = layout.ci_column_names()
     assert ci_columns[:2] == ["RetFail_MRR_ci_low", "RetFail_MRR_ci_high"]
-    assert "ACS_ci_low" not in ci_columns and "GenKnow_ci_low" not in ci_columns
+    assert "ACS_ci_low" not in ci_columns and "GenKnow_ci_low" in ci_columns
     assert table.columns[5 + len(metric_columns) :] == [*ci_columns, "diagnosis"]
     row = table.row(2, named=True)
     assert row["RetFail_MRR_ci_low"] == pytest.approx(0.84)

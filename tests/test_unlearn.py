@@ -17,6 +17,7 @@ from salmu.unlearn.registry import build, builtin_methods, resolve
 from salmu.unlearn.run import budget_steps, parse_hyperparameters
 
 from conftest import solid_jpeg
+from helpers import ROOT
 
 MODEL_DIR = "resources/models/tiny-clip"
 FORGET, RETAIN = 20, 30
@@ -197,3 +198,17 @@ def test_a_method_that_skips_budget_fails_and_writes_nothing(shards):
     )
     assert code == 2
     assert not (root / "lazy.pt").exists()
+
+
+def test_the_readme_example_method_runs(shards, tmp_path, monkeypatch):
+    """The README's 'adding a method' example is real code that the driver accepts."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "class " in b)
+    (tmp_path / "readme_method.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    root, _ = shards
+    extra = ["--import-path", "readme_method:ForgetHarder", "--param", "weight=3"]
+    assert unlearn_cli(root, "forget_harder", *extra, out="readme.pt") == 0
+    assert read_json(root / "readme.pt.json")["hyperparameters"] == {"weight": 3}

@@ -21,7 +21,12 @@ Labels; every condition that holds is listed in ``flags``, the label is the firs
 order (most severe first), else "balanced":
 
 1. ``catastrophic damage``: GenKnow retained < ``min_genknow_retained`` or VisIdInt / FragSim
-   retained < ``min_similarity_retained``: general utility fell far below Compromised.
+   retained < ``min_similarity_retained``: general utility fell far below Compromised. A GenKnow
+   drop counts only when it is also outside evaluation noise: U below the lower bound of
+   Compromised's GenKnow confidence interval (``GenKnow_ci_low``, when the table has one). On
+   ImageNet (50,000 images) that bound is ~0.4 points, far inside the 5 % cut; on a small
+   synthetic set (the tiny tier: 256 images, +/- ~5 points) it keeps sampling noise from
+   labelling every model catastrophic.
 2. ``over-generalised forgetting``: ``gap_closed`` of InterIdSim, IntraIdSim or AssocStr
    > 1 + ``max_below_clean``: pushed clearly below Clean.
 3. ``ineffective forgetting``: RetFail MRR ``gap_closed`` < ``min_gap_closed``.
@@ -163,11 +168,15 @@ def diagnose_row(
 
     flags = []
     floors = {"GenKnow": t.min_genknow_retained}
-    if any(
-        value < floors.get(column, t.min_similarity_retained)
+    below_floor = {
+        column
         for column, value in utility.items()
-        if not math.isnan(value)
-    ):
+        if not math.isnan(value) and value < floors.get(column, t.min_similarity_retained)
+    }
+    noise_floor = _value(compromised, "GenKnow_ci_low")
+    if "GenKnow" in below_floor and _value(row, "GenKnow") >= noise_floor:
+        below_floor.discard("GenKnow")  # within the Compromised model's own evaluation noise
+    if below_floor:
         flags.append(CATASTROPHIC)
     if any(g > 1 + t.max_below_clean for g in (*holdout.values(), assoc) if not math.isnan(g)):
         flags.append(OVER_GENERALISED)

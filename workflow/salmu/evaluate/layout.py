@@ -16,8 +16,8 @@ Confidence intervals (optional, ``salmu evaluate --bootstrap``): every pair-leve
 sibling ``<key>_ci = [low, high]`` in the same sub-dict, e.g. ``"1.1_RetFail": {"MRR": x,
 "MRR_ci": [lo, hi], "R@1": y, "R@1_ci": [...], ...}`` and ``"2.2_InterIdSim": {"mean": x,
 "mean_ci": [lo, hi]}``; the official keys are untouched, so a reader of the official layout
-ignores them. ``CI_COLUMNS`` lists the metrics that can carry one (ACS, IdZSC and GenKnow never
-do). ``meta.bootstrap`` records how they were computed. ``flatten_ci`` gives the table columns
+ignores them. ``CI_COLUMNS`` lists the metrics that can carry one (ACS and IdZSC never do;
+GenKnow's is a bootstrap over its images, ``"accuracy_ci"``). ``meta.bootstrap`` records how they were computed. ``flatten_ci`` gives the table columns
 ``<column>_ci_low`` / ``<column>_ci_high`` (NaN when a JSON has no CI, e.g. an official
 reference JSON or ``--bootstrap 0``).
 """
@@ -45,8 +45,9 @@ METRIC_COLUMNS = MappingProxyType(
         "FragSim": ("utility", "2.5_FragSim", "mean"),
     }
 )
-# Metrics with a bootstrap CI: the pair-level ones (a mean over rows that have an identity).
-CI_COLUMNS = tuple(c for c in METRIC_COLUMNS if c not in ("ACS", "IdZSC", "GenKnow"))
+# Metrics with a bootstrap CI: the pair-level ones (a mean over rows that have an identity) and
+# GenKnow (a mean of per-image hits).
+CI_COLUMNS = tuple(c for c in METRIC_COLUMNS if c not in ("ACS", "IdZSC"))
 CI_SUFFIX = "_ci"
 # Where an official JSON keeps a value under another key.
 _FALLBACK_KEYS = {("utility", "2.1_GenKnow", "accuracy"): "ImageNet1k_Accuracy"}

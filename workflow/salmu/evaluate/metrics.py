@@ -193,19 +193,28 @@ def acs(
 
 
 # ----------------------------------------------------------------------------- zero-shot
+def zero_shot_hits(
+    image_emb: np.ndarray, labels: np.ndarray, class_emb: np.ndarray, metric: str = "zero-shot"
+) -> np.ndarray:
+    """Per image: is ``argmax_k sim(image, class_k)`` its integer label?"""
+    labels = np.asarray(labels)
+    if len(labels) != len(image_emb):
+        raise ValueError(f"{metric}: {len(image_emb)} images but {len(labels)} labels")
+    if len(labels) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(class_emb) == 0 or labels.min() < 0 or labels.max() >= len(class_emb):
+        raise ValueError(f"{metric}: labels must index the {len(class_emb)} class embeddings")
+    return np.argmax(image_emb @ class_emb.T, axis=1) == labels
+
+
 def zero_shot_accuracy(
     image_emb: np.ndarray, labels: np.ndarray, class_emb: np.ndarray, metric: str = "zero-shot"
 ) -> float:
     """Top-1 accuracy of ``argmax_k sim(image, class_k)`` against integer ``labels``."""
-    labels = np.asarray(labels)
-    if len(labels) != len(image_emb):
-        raise ValueError(f"{metric}: {len(image_emb)} images but {len(labels)} labels")
-    if _is_empty(len(image_emb), metric):
+    hits = zero_shot_hits(image_emb, labels, class_emb, metric)
+    if _is_empty(len(hits), metric):
         return NAN
-    if len(class_emb) == 0 or labels.min() < 0 or labels.max() >= len(class_emb):
-        raise ValueError(f"{metric}: labels must index the {len(class_emb)} class embeddings")
-    pred = np.argmax(image_emb @ class_emb.T, axis=1)
-    return float((pred == labels).mean())
+    return float(hits.mean())
 
 
 def id_zsc(image_emb: np.ndarray, labels: np.ndarray, name_emb: np.ndarray) -> dict:
@@ -224,6 +233,10 @@ def class_embeddings(prompt_emb: np.ndarray) -> np.ndarray:
 
 def gen_know(image_emb: np.ndarray, labels: np.ndarray, class_emb: np.ndarray) -> float:
     return zero_shot_accuracy(image_emb, labels, class_emb, "GenKnow")
+
+
+def gen_know_from_hits(hits: np.ndarray) -> float:
+    return NAN if _is_empty(len(hits), "GenKnow") else float(np.mean(hits))
 
 
 # ----------------------------------------------------------------------------- 1.5 CoreAssoc

@@ -4,18 +4,13 @@ et al., ICML 2025, negated). Unbounded below, so it drives similarities negative
 catastrophic-collapse example. ``retain_weight`` > 0 adds +CLIP(retain); 0 is the plain baseline.
 """
 
-from salmu.unlearn.base import Step, UnlearningMethod
-from salmu.unlearn.losses import clip_loss, encode, pair_similarity
+from salmu.unlearn.base import Step
+from salmu.unlearn.losses import encode, pair_similarity
+from salmu.unlearn.regularised import RetainRegularised
 
 
-class DirectSimilarityMinimisation(UnlearningMethod):
+class DirectSimilarityMinimisation(RetainRegularised):
     name = "direct_sim_min"
 
-    def __init__(self, retain_weight: float = 0.0):
-        self.retain_weight = float(retain_weight)
-
-    def loss(self, model, step: Step, reference=None):
-        loss = pair_similarity(*encode(model, step.forget)).mean()
-        if self.retain_weight:
-            loss = loss + self.retain_weight * clip_loss(model, step.retain)
-        return loss
+    def forget_loss(self, model, step: Step):
+        return pair_similarity(*encode(model, step.forget)).mean()

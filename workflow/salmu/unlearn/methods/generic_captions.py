@@ -6,24 +6,19 @@ ineffective). The forget shards carry these captions (``salmu shards --generic-c
 ``retain_weight`` > 0 adds +CLIP(retain); 0 is the plain baseline.
 """
 
-from salmu.unlearn.base import Step, UnlearningMethod
+from salmu.unlearn.base import Step
 from salmu.unlearn.losses import clip_loss
+from salmu.unlearn.regularised import RetainRegularised
 
 
-class GenericCaptions(UnlearningMethod):
+class GenericCaptions(RetainRegularised):
     name = "generic_captions"
 
-    def __init__(self, retain_weight: float = 0.0):
-        self.retain_weight = float(retain_weight)
-
-    def loss(self, model, step: Step, reference=None):
+    def forget_loss(self, model, step: Step):
         forget = step.forget
         if forget.generic_texts is None:
             raise ValueError(
-                "generic_captions: the forget shards carry no generic captions "
-                "(build them with 'salmu shards --generic-captions sensitive_set_generic_captions.json')"
+                "generic_captions: the forget shards carry no generic captions (build them with "
+                "'salmu shards --generic-captions sensitive_set_generic_captions.json')"
             )
-        loss = clip_loss(model, forget, forget.generic_texts)
-        if self.retain_weight:
-            loss = loss + self.retain_weight * clip_loss(model, step.retain)
-        return loss
+        return clip_loss(model, forget, forget.generic_texts)

@@ -4,18 +4,13 @@ Loss = -CLIP(forget) (MultiDelete prototype ``NegativeGradientTask``; SALMUBench
 ``retain_weight`` > 0 adds +CLIP(retain) to slow the collapse (0 reproduces the plain baseline).
 """
 
-from salmu.unlearn.base import Step, UnlearningMethod
+from salmu.unlearn.base import Step
 from salmu.unlearn.losses import clip_loss
+from salmu.unlearn.regularised import RetainRegularised
 
 
-class NegativeGradient(UnlearningMethod):
+class NegativeGradient(RetainRegularised):
     name = "neg_grad"
 
-    def __init__(self, retain_weight: float = 0.0):
-        self.retain_weight = float(retain_weight)
-
-    def loss(self, model, step: Step, reference=None):
-        loss = -clip_loss(model, step.forget)
-        if self.retain_weight:
-            loss = loss + self.retain_weight * clip_loss(model, step.retain)
-        return loss
+    def forget_loss(self, model, step: Step):
+        return -clip_loss(model, step.forget)

@@ -13,10 +13,11 @@ from itertools import islice
 
 import torch
 
-from salmu.unlearn.base import Session, Step, UnlearningMethod
+from salmu.unlearn.base import Session, Step
 from salmu.unlearn.gradients import accumulate, loss_gradients
 from salmu.unlearn.losses import clip_loss
 from salmu.unlearn.methods.shuffled_captions import shuffled_caption_loss
+from salmu.unlearn.regularised import RetainRegularised
 
 
 def saliency_masks(scores: list[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
@@ -28,22 +29,19 @@ def saliency_masks(scores: list[torch.Tensor], sparsity: float) -> list[torch.Te
     return [(s >= threshold) & (s > 0) for s in scores]
 
 
-class SalUn(UnlearningMethod):
+class SalUn(RetainRegularised):
     name = "salun"
 
     def __init__(self, sparsity: float = 0.5, mask_steps: int = 1, retain_weight: float = 1.0):
         if not 0 < sparsity <= 1:
             raise ValueError(f"salun: sparsity must be in (0, 1], got {sparsity}")
+        super().__init__(retain_weight)
         self.sparsity = float(sparsity)
         self.mask_steps = int(mask_steps)
-        self.retain_weight = float(retain_weight)
         self.masks: list[torch.Tensor] = []
 
-    def loss(self, model, step: Step, reference=None):
-        loss = shuffled_caption_loss(model, step)
-        if self.retain_weight:
-            loss = loss + self.retain_weight * clip_loss(model, step.retain)
-        return loss
+    def forget_loss(self, model, step: Step):
+        return shuffled_caption_loss(model, step)
 
     def shape_gradients(self, model) -> None:
         for p, mask in zip(self._params, self.masks):

@@ -6,23 +6,20 @@ Captions"): each forget image is trained toward the caption of another forget sa
 association with a wrong one. ``retain_weight`` > 0 adds +CLIP(retain); 0 is the plain baseline.
 """
 
-from salmu.unlearn.base import Step, UnlearningMethod
+import torch
+
+from salmu.unlearn.base import Step
 from salmu.unlearn.losses import clip_loss, derangement
+from salmu.unlearn.regularised import RetainRegularised
 
 
-def shuffled_caption_loss(model, step: Step) -> object:
+def shuffled_caption_loss(model, step: Step) -> torch.Tensor:
     forget = step.forget
     return clip_loss(model, forget, forget.texts[derangement(len(forget), forget.texts.device)])
 
 
-class ShuffledCaptions(UnlearningMethod):
+class ShuffledCaptions(RetainRegularised):
     name = "shuffled_captions"
 
-    def __init__(self, retain_weight: float = 0.0):
-        self.retain_weight = float(retain_weight)
-
-    def loss(self, model, step: Step, reference=None):
-        loss = shuffled_caption_loss(model, step)
-        if self.retain_weight:
-            loss = loss + self.retain_weight * clip_loss(model, step.retain)
-        return loss
+    def forget_loss(self, model, step: Step):
+        return shuffled_caption_loss(model, step)

@@ -57,7 +57,8 @@ class SingleLayerUnlearningGradient(UnlearningMethod):
             retain_sum = accumulate(retain_sum, loss_gradients(retain_loss, params))
             session.record(forget_loss)
         importance = [
-            float(g.norm() / p.detach().float().norm()) for g, p in zip(forget_sum, params)
+            float(g.norm() / p.detach().float().norm().clamp_min(1e-12))
+            for g, p in zip(forget_sum, params)
         ]
         alignment = [
             abs(float(torch.nn.functional.cosine_similarity(f.flatten(), r.flatten(), dim=0)))
