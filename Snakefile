@@ -30,3 +30,4 @@ rule all:
         results_table(config["run"]),
         f"results/{config['run']}/benchmark/README.md",
         f"results/{config['run']}/plots/retfail_vs_genknow.png",
+        f"results/{config['run']}/config.resolved.json",

@@ -22,7 +22,7 @@ RESULTS = ROOT / "results" / RUN
 SENSITIVE = ("forget", "holdout_association", "holdout_identity")
 OVERLAY = ("--configfile", "tests/e2e_overlay.yaml")
 CONFIG = ("--config", f"run={RUN}")
-EFFICACY = ("RetFail_MRR", "AssocStr", "ACS", "IdZSC", "CoreAssoc")
+EFFICACY_WITH_CI = ("RetFail_MRR", "AssocStr", "CoreAssoc")
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +61,16 @@ def test_unlearning_halves_the_leak(tiny_run):
 
 @pytest.mark.parametrize("method", builtin_methods())
 def test_every_method_moves_an_efficacy_metric_toward_clean(tiny_run, method):
-    """At 5x, some forgetting-efficacy metric closes at least 5 % of the Compromised-Clean gap."""
+    """At 5x, some forgetting-efficacy metric falls below the lower bound of Compromised's 95 %
+    confidence interval: a move toward Clean beyond evaluation noise."""
     state = f"unlearned/{method}/x5/seed0"
-    closed = {
-        column: (metric(tiny_run, "compromised", column) - metric(tiny_run, state, column))
-        / (metric(tiny_run, "compromised", column) - metric(tiny_run, "clean", column))
-        for column in EFFICACY
+    moved = {
+        column: metric(tiny_run, state, column)
+        for column in EFFICACY_WITH_CI
+        if metric(tiny_run, state, column) < metric(tiny_run, "compromised", f"{column}_ci_low")
     }
-    print(method, {k: round(v, 3) for k, v in closed.items()})
-    assert max(closed.values()) >= 0.05
+    print(method, moved)
+    assert moved
 
 
 def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
@@ -83,9 +84,12 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
     counts = job_counts(result.stdout)
     methods = len(builtin_methods()) + 1
-    # x1 for every method, x5 for the new one.
+    # x1 for every method, x5 for the new one; the run's config record changes, the dataset's not.
     assert counts["unlearn"] == methods + 1 and counts["evaluate"] == methods + 1
-    assert set(counts) == {"unlearn", "evaluate", "results_table", "plots", "all", "total"}
+    assert counts["resolved_config"] == 1 and "dataset_card" not in counts
+    assert set(counts) == {
+        *("unlearn", "evaluate", "results_table", "plots", "resolved_config", "all", "total")
+    }
 
 
 def test_official_json_layout(tiny_run):

@@ -39,6 +39,17 @@ def check_methods(methods):
 check_methods(config["unlearn"]["methods"])
 
 
+# The keys that shape the released dataset: the dataset card shows (and depends on) only these.
+DATA_CONFIG_KEYS = ("run", "seed", "personas", "faces", "captions", "splits")
+
+
+def config_part(wildcards):
+    """config.resolved.json: the whole run's config; config.data.json: the dataset's part."""
+    if wildcards.part == "data":
+        return {key: config[key] for key in DATA_CONFIG_KEYS}
+    return config
+
+
 def gpus(device):
     """GPUs a job asks the scheduler for: one unless it is pinned to the CPU."""
     return 0 if device == "cpu" else 1
@@ -144,6 +155,7 @@ wildcard_constraints:
     source="retain|sensitive|forget",
     state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+",
     name=r"[A-Za-z0-9_.-]+",
+    part="resolved|data",
 
 
 def budget_label(budget):

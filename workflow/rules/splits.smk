@@ -31,17 +31,17 @@ rule splits:
 
 rule resolved_config:
     output:
-        "results/{run}/config.resolved.json",
+        "results/{run}/config.{part}.json",
     log:
-        "results/{run}/logs/resolved_config.log",
+        "results/{run}/logs/config_{part}.log",
     benchmark:
-        "results/{run}/benchmarks/resolved_config.tsv"
+        "results/{run}/benchmarks/config_{part}.tsv"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
     params:
-        config=config,
+        config=config_part,
     run:
         from salmu.io import write_json
 
@@ -52,7 +52,7 @@ rule dataset_card:
     input:
         splits=[split_parquet(s) for s in SPLIT_NAMES],
         metadata=expand("results/{{run}}/benchmark/{name}", name=BENCHMARK_JSONS),
-        config="results/{run}/config.resolved.json",
+        config="results/{run}/config.data.json",
         face_report="results/{run}/data/face_filter_report.json",
     output:
         "results/{run}/benchmark/README.md",

@@ -475,7 +475,7 @@ def render_card(
         "|---|---|",
         *[f"| {name} | {version} |" for name, version in versions.items()],
         "",
-        "Resolved pipeline configuration:",
+        "Data-generation configuration (the resolved keys that shape this dataset):",
         "",
         "```yaml",
         yaml.safe_dump(config, sort_keys=True, allow_unicode=True).rstrip(),
