@@ -18,6 +18,7 @@ STAGES = {
     "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
     "card": ("salmu.card", "Hugging Face dataset card (README.md) for the benchmark directory"),
     "retain": ("salmu.retain", "synthetic retain scenes and the GenKnow zero-shot set"),
+    "commonpool": ("salmu.commonpool", "DataComp CommonPool retain shards via img2dataset"),
     "shards": ("salmu.shards", "webdataset training shards"),
     "leakcheck": ("salmu.leakcheck", "check a training set holds no forbidden sample"),
     "train": ("salmu.train", "train a CLIP with open_clip_train"),

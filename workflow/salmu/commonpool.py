@@ -1,0 +1,508 @@
+"""DataComp CommonPool retain shards, downloaded with img2dataset into our shard-directory format.
+
+CommonPool metadata (parquet: ``uid, url, text`` and optionally ``sha256``, ``face_bboxes``, ...) is
+filtered (``--uids`` subset; rows whose ``sha256`` is an image of a ``--exclude-sha256`` shard
+directory), handed to ``img2dataset.download`` and the downloaded shards are published as a shard
+directory that ``salmu train``/``salmu leakcheck`` read like any other (see ``salmu.shards``)::
+
+    OUT/00000.tar ...            published shards (samples: <key>.jpg/.txt/.json, key = img2dataset key)
+    OUT/sizes.json               shard name -> sample count (open_clip_train)
+    OUT/manifest.json            our manifest; file_name = CommonPool uid, sha256 of the bytes in the tar
+    OUT/download_report.json     rows, successes, failures by status and message, dedup counts
+    OUT/commonpool_request.json  what OUT was built from (a rerun must ask for the same thing)
+    OUT/commonpool_rows.parquet  the rows img2dataset reads (uid, url, text[, face_bboxes])
+    OUT/img2dataset/             img2dataset's own output: NNNNN.tar, NNNNN.parquet, NNNNN_stats.json
+
+img2dataset writes into its own sub-folder because in incremental mode it takes every ``*.json`` of
+its output folder for a ``<shard>_stats.json`` and would choke on our ``sizes.json``. A published
+shard is a hard link to img2dataset's tar (no second copy of hundreds of GB), or a filtered copy
+when samples had to be dropped. Resuming: img2dataset runs with ``incremental_mode="incremental"``,
+which skips shards that have a ``_stats.json``; when every shard has one, img2dataset is not started
+at all. The published files are rebuilt from img2dataset's output on every run.
+
+Failures live only in img2dataset's per-shard parquet (every row, with ``status``/``error_message``),
+never in the tar, so the report is computed from those parquets. A shard with no sample left (all
+URLs dead, or all dropped as sensitive) is not published: it is absent from ``sizes.json`` and the
+manifest's ``shards`` and listed under ``empty_shards`` in the report, so no consumer opens an
+empty tar (open_clip_train splits shards across workers and our unlearning reader rejects a shard
+directory without samples).
+
+Dedup against the sensitive set happens twice: metadata rows whose ``sha256`` (hash of the image at
+crawl time) is a forbidden image hash are never downloaded, and a downloaded sample is dropped when
+either the hash of the bytes img2dataset fetched or the hash of the re-encoded bytes in the tar is
+a forbidden hash (``salmu leakcheck`` compares the latter).
+
+Face blurring is an explicit choice (``--blur-faces`` / ``--no-blur-faces``, no default). DataComp
+blurs the ``face_bboxes`` it ships, so with blurring the retain set shows almost no recognisable
+real face: what the Compromised model learns about linking a face to a name then comes almost only
+from the (unblurred, synthetic) sensitive set, which makes forgetting easy to attribute but gives
+the models less general face utility than a web-trained CLIP has. Without blurring the retain set
+keeps the realistic face statistics a web CLIP is trained on (closer to the paper's setting of a
+model that knows faces), at the cost of redistributing and training on unblurred faces of real,
+non-consenting people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import math
+import os
+import re
+import shutil
+import tarfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import polars as pl
+
+from salmu.io import read_json, read_parquet, write_json, write_parquet
+from salmu.shards import MANIFEST, read_manifest
+
+REQUIRED_COLUMNS = ["uid", "url", "text"]
+BBOX_COLUMN = "face_bboxes"
+HF_PREFIX = "hf-hub:"
+WORKDIR = "img2dataset"
+REQUEST = "commonpool_request.json"
+ROWS = "commonpool_rows.parquet"
+REPORT = "download_report.json"
+# img2dataset names shard N "{N:0<oom_shard_count>d}"; 5 digits matches our NNNNN.tar layout.
+OOM_SHARD_COUNT = 5
+RESIZE_MODES = ["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
+SHARD_TAR = re.compile(r"^\d+\.tar$")
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+
+def resolve_metadata(spec: str) -> list[Path]:
+    """Parquet files of a file, a directory, or a cached/downloadable ``hf-hub:<dataset id>``."""
+    if spec.startswith(HF_PREFIX):
+        root = _hf_snapshot(spec[len(HF_PREFIX) :])
+    else:
+        root = Path(spec)
+        if not root.exists():
+            raise FileNotFoundError(f"{spec}: metadata not found")
+        if root.is_file():
+            return [root]
+    files = sorted(root.rglob("*.parquet"))
+    if not files:
+        raise ValueError(f"{spec}: no *.parquet metadata files")
+    return files
+
+
+def _hf_snapshot(dataset_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        # Offline (HF_HUB_OFFLINE=1) this returns the cached snapshot or raises.
+        path = snapshot_download(dataset_id, repo_type="dataset", allow_patterns="*.parquet")
+    except (OSError, ValueError) as err:
+        # Hub errors are OSError/ValueError subclasses with multi-line messages.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{HF_PREFIX}{dataset_id}: dataset not available (not cached, or the Hub refused: {reason})"
+        ) from None
+    return Path(path)
+
+
+def load_metadata(files: list[Path], blur_faces: bool) -> pl.DataFrame:
+    """uid, url, text, sha256 (null when a file has none) and, for blurring, face_bboxes."""
+    expected = REQUIRED_COLUMNS + ([BBOX_COLUMN] if blur_faces else [])
+    frames = []
+    for path in files:
+        try:
+            columns = pl.read_parquet_schema(path)
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise ValueError(f"{path}: not a readable parquet file ({err})") from None
+        missing = [c for c in expected if c not in columns]
+        if missing:
+            raise ValueError(
+                f"{path}: missing columns {missing}; CommonPool metadata needs {expected}"
+                + (" (--blur-faces needs face_bboxes)" if BBOX_COLUMN in missing else "")
+            )
+        wanted = expected + (["sha256"] if "sha256" in columns else [])
+        frame = pl.read_parquet(path, columns=wanted)
+        frames.append(_normalise(frame, blur_faces))
+    meta = pl.concat(frames)
+    duplicated = meta.filter(pl.col("uid").is_duplicated())["uid"].unique().sort().to_list()
+    if duplicated:
+        raise ValueError(
+            f"{files[0].parent}: duplicate uids in the metadata, e.g. {duplicated[:3]}"
+        )
+    return meta
+
+
+def _normalise(frame: pl.DataFrame, blur_faces: bool) -> pl.DataFrame:
+    """One schema for every file, so that files with and without sha256 concatenate."""
+    columns = [
+        pl.col("uid").cast(pl.String),
+        pl.col("url").cast(pl.String),
+        pl.col("text").cast(pl.String),
+        (pl.col("sha256") if "sha256" in frame.columns else pl.lit(None))
+        .cast(pl.String)
+        .str.to_lowercase()
+        .alias("sha256"),
+    ]
+    if blur_faces:
+        columns.append(pl.col(BBOX_COLUMN).cast(pl.List(pl.List(pl.Float64))))
+    return frame.select(columns)
+
+
+def read_uids(path: str | Path) -> set[str]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: uid list not found")
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def forbidden_hashes(shard_dirs: list[str]) -> set[str]:
+    return {s["sha256"] for d in shard_dirs for s in read_manifest(d)["samples"]}
+
+
+def select_rows(
+    meta: pl.DataFrame, uids: set[str] | None, forbidden: set[str]
+) -> tuple[pl.DataFrame, dict]:
+    """Keep the requested uids, drop rows whose crawl-time sha256 is a forbidden image."""
+    counts = {"metadata_rows": meta.height, "uids_requested": None, "uids_not_in_metadata": 0}
+    if uids is not None:
+        counts["uids_requested"] = len(uids)
+        counts["uids_not_in_metadata"] = len(uids - set(meta["uid"].to_list()))
+        meta = meta.filter(pl.col("uid").is_in(sorted(uids)))
+    counts["rows_in_subset"] = meta.height
+    known = pl.col("sha256").is_in(sorted(forbidden)).fill_null(False)
+    counts["dropped_by_metadata_sha256"] = meta.filter(known).height
+    rows = meta.filter(~known).drop("sha256")
+    counts["rows_to_download"] = rows.height
+    if rows.height == 0:
+        raise ValueError(
+            "no metadata rows left to download after the uid subset / sha256 exclusion"
+        )
+    return rows, counts
+
+
+# --- the img2dataset run --------------------------------------------------------------------
+
+
+def shard_name(shard_id: int) -> str:
+    return f"{shard_id:0{OOM_SHARD_COUNT}d}"
+
+
+def rows_fingerprint(rows: pl.DataFrame) -> str:
+    """Identity of the download request: img2dataset shards by row position, so a resumed run
+    must see the same rows in the same order."""
+    lines = rows.select(
+        pl.concat_str([pl.col("uid"), pl.col("url").fill_null("")], separator="\t")
+    ).to_series()
+    return hashlib.sha256("\n".join(lines.to_list()).encode()).hexdigest()
+
+
+def prepare_request(out_dir: Path, rows: pl.DataFrame, settings: dict) -> Path:
+    """Write (or check against) what ``out_dir`` is being built from; returns the rows file."""
+    request = {**settings, "rows": rows.height, "rows_sha256": rows_fingerprint(rows)}
+    request_path = out_dir / REQUEST
+    if request_path.exists():
+        previous = read_json(request_path)
+        changed = sorted(
+            k for k in set(request) | set(previous) if request.get(k) != previous.get(k)
+        )
+        if changed:
+            raise ValueError(
+                f"{out_dir}: was built from a different request (changed: {changed}); "
+                "use a new --out-dir or delete this one"
+            )
+    rows_path = out_dir / ROWS
+    if not rows_path.exists():
+        write_parquet(rows, rows_path)
+    write_json(request, request_path)
+    return rows_path
+
+
+def unfinished_shards(workdir: Path, n_shards: int) -> list[int]:
+    """img2dataset writes <shard>_stats.json last, so a shard without one is not done."""
+    return [i for i in range(n_shards) if not (workdir / f"{shard_name(i)}_stats.json").exists()]
+
+
+def run_img2dataset(rows_path: Path, workdir: Path, args: argparse.Namespace) -> None:
+    # albumentations otherwise asks PyPI for updates at import, in every worker process.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    from img2dataset import download
+
+    # Workers are *spawned* and re-import the parent's __main__ (as __mp_main__): fine for the
+    # `salmu` console script and `python -m salmu`, whose entry points are guarded; a script that
+    # calls this must keep its own top-level code under `if __name__ == "__main__":`.
+    download(
+        url_list=str(rows_path),
+        input_format="parquet",
+        url_col="url",
+        caption_col="text",
+        save_additional_columns=["uid"],
+        bbox_col=BBOX_COLUMN if args.blur_faces else None,
+        output_folder=str(workdir),
+        output_format="webdataset",
+        image_size=args.image_size,
+        resize_mode=args.resize_mode,
+        resize_only_if_bigger=args.resize_only_if_bigger,
+        encode_format="jpg",
+        number_sample_per_shard=args.samples_per_shard,
+        oom_shard_count=OOM_SHARD_COUNT,
+        processes_count=args.processes,
+        thread_count=args.threads,
+        timeout=args.timeout,
+        retries=args.retries,
+        distributor="multiprocessing",
+        enable_wandb=False,
+        incremental_mode="incremental",
+        # sha256 of the fetched bytes, used for the post-download dedup. No verify_hash: ~14% of
+        # CommonPool's crawl-time hashes no longer match the served bytes, which would silently
+        # drop valid images (DataComp downloads without verification too).
+        compute_hash="sha256",
+        verify_hash=None,
+    )
+
+
+# --- reading img2dataset's output -----------------------------------------------------------
+
+
+def _tar_images(path: Path) -> dict[str, str]:
+    """key -> sha256 of the image bytes of one img2dataset tar."""
+    hashes = {}
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                key, _, ext = member.name.partition(".")
+                if ext == "jpg":
+                    hashes[key] = hashlib.sha256(tar.extractfile(member).read()).hexdigest()
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise ValueError(f"{path}: unreadable shard ({err}); {_redo_hint(path)}") from None
+    return hashes
+
+
+def _redo_hint(path: Path) -> str:
+    stem = path.name.split(".")[0]
+    return f"delete {path.parent / (stem + '_stats.json')} and rerun to download it again"
+
+
+def read_shard(workdir: Path, shard_id: int, forbidden: set[str]) -> dict:
+    """One finished img2dataset shard: its kept samples and its part of the report."""
+    name = shard_name(shard_id)
+    tar_path = workdir / f"{name}.tar"
+    table = read_parquet(workdir / f"{name}.parquet", ["uid", "key", "status", "error_message"])
+    failed = table.filter(pl.col("status") != "success")
+    failures: dict = collections.defaultdict(dict)
+    for status, message, count in (
+        failed.group_by(["status", "error_message"]).len().sort(["status", "error_message"]).rows()
+    ):
+        failures[status][message or ""] = count
+    # Rows come in download-completion order; sort so the manifest does not depend on timing.
+    ok = table.filter(pl.col("status") == "success").sort("key")
+    images = _tar_images(tar_path)
+    if sorted(images) != sorted(ok["key"].to_list()):
+        raise ValueError(
+            f"{tar_path}: holds {len(images)} images but its parquet lists {ok.height} successes; "
+            + _redo_hint(tar_path)
+        )
+    fetched = ok["sha256"].to_list() if "sha256" in ok.columns else [None] * ok.height
+    samples, dropped = [], []
+    for key, uid, fetched_hash in zip(ok["key"], ok["uid"], fetched):
+        if images[key] in forbidden or fetched_hash in forbidden:
+            dropped.append(key)
+        else:
+            samples.append({"key": key, "file_name": uid, "sha256": images[key]})
+    return {
+        "name": f"{name}.tar",
+        "source": tar_path,
+        "samples": samples,
+        "dropped": set(dropped),
+        "report": {
+            "rows": table.height,
+            "successes": ok.height,
+            "failures": dict(failures),
+            "dropped_by_image_sha256": len(dropped),
+            "samples": len(samples),
+        },
+    }
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+
+def publish_shard(source: Path, target: Path, drop_keys: set[str]) -> None:
+    """Hard-link img2dataset's tar (no second copy); write a filtered copy when keys must go."""
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    if drop_keys:
+        _copy_without(source, tmp, drop_keys)
+    else:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            # Other file system, or no hard links there: fall back to a copy.
+            shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def _copy_without(source: Path, target: Path, drop_keys: set[str]) -> None:
+    with tarfile.open(source) as src, tarfile.open(target, "w", format=tarfile.USTAR_FORMAT) as dst:
+        for member in src:
+            if not member.isfile() or member.name.partition(".")[0] in drop_keys:
+                continue
+            info = tarfile.TarInfo(member.name)
+            # Same fixed headers as salmu.shards, so a rebuilt copy has the same bytes.
+            info.size, info.mtime, info.mode = member.size, 0, 0o644
+            dst.addfile(info, src.extractfile(member))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def summarise(shards: list[dict]) -> dict:
+    failures: dict = collections.defaultdict(collections.Counter)
+    for shard in shards:
+        for status, messages in shard["report"]["failures"].items():
+            failures[status].update(messages)
+    total = {
+        k: sum(s["report"][k] for s in shards)
+        for k in ("rows", "successes", "dropped_by_image_sha256", "samples")
+    }
+    total["failed"] = total["rows"] - total["successes"]
+    total["success_rate"] = round(total["successes"] / total["rows"], 6) if total["rows"] else 0.0
+    total["failures"] = {status: dict(sorted(c.items())) for status, c in sorted(failures.items())}
+    total["failures_by_status"] = {s: sum(c.values()) for s, c in sorted(failures.items())}
+    total["empty_shards"] = [s["name"] for s in shards if not s["samples"]]
+    return total
+
+
+def publish(out_dir: Path, shards: list[dict], report: dict) -> dict:
+    """Publish non-empty shards, remove stale ones, write sizes/manifest/report."""
+    kept = [s for s in shards if s["samples"]]
+    for stale in out_dir.iterdir():
+        if SHARD_TAR.match(stale.name) and stale.name not in {s["name"] for s in kept}:
+            stale.unlink()
+    write_json(report, out_dir / REPORT)
+    if not kept:
+        for name in ("sizes.json", MANIFEST):
+            (out_dir / name).unlink(missing_ok=True)
+        raise ValueError(f"{out_dir}: no sample was downloaded; see {out_dir / REPORT}")
+    samples, shard_hashes = [], {}
+    for shard in kept:
+        target = out_dir / shard["name"]
+        publish_shard(shard["source"], target, shard["dropped"])
+        shard_hashes[shard["name"]] = file_sha256(target)
+        samples.extend({**s, "shard": shard["name"]} for s in shard["samples"])
+    manifest = {
+        "num_samples": len(samples),
+        "shards": [s["name"] for s in kept],
+        "shard_sha256": shard_hashes,
+        "samples": samples,
+    }
+    write_json({s["name"]: len(s["samples"]) for s in kept}, out_dir / "sizes.json")
+    write_json(manifest, out_dir / MANIFEST)
+    return manifest
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metadata",
+        required=True,
+        help="CommonPool metadata: a parquet file, a directory of parquets, or hf-hub:<dataset id>",
+    )
+    parser.add_argument("--out-dir", required=True, help="shard directory to create or resume")
+    parser.add_argument("--uids", default=None, help="text file, one uid per line: only these")
+    parser.add_argument(
+        "--exclude-sha256",
+        nargs="+",
+        default=[],
+        metavar="SHARD_DIR",
+        help="shard dirs (e.g. the sensitive set) whose images must not be in the retain set",
+    )
+    blur = parser.add_mutually_exclusive_group(required=True)
+    blur.add_argument(
+        "--blur-faces", dest="blur_faces", action="store_true", help="blur face_bboxes (DataComp)"
+    )
+    blur.add_argument("--no-blur-faces", dest="blur_faces", action="store_false")
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="keep_ratio_largest")
+    parser.add_argument(
+        "--resize-only-if-bigger", action=argparse.BooleanOptionalAction, default=True
+    )
+    parser.add_argument("--samples-per-shard", type=int, default=10000)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--timeout", type=int, default=10, help="seconds per request")
+    parser.add_argument("--retries", type=int, default=2, help="download retries per URL")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for flag, minimum in (
+        ("image_size", 1),
+        ("samples_per_shard", 1),
+        ("processes", 1),
+        ("threads", 1),
+        ("timeout", 1),
+        ("retries", 0),
+    ):
+        if getattr(args, flag) < minimum:
+            option = "--" + flag.replace("_", "-")
+            raise ValueError(f"{option} must be >= {minimum}, got {getattr(args, flag)}")
+
+
+def run(args: argparse.Namespace) -> None:
+    _check_args(args)
+    out_dir = Path(args.out_dir)
+    files = resolve_metadata(args.metadata)
+    meta = load_metadata(files, args.blur_faces)
+    uids = read_uids(args.uids) if args.uids else None
+    forbidden = forbidden_hashes(args.exclude_sha256)
+    rows, selection = select_rows(meta, uids, forbidden)
+
+    settings = {
+        "blur_faces": args.blur_faces,
+        "image_size": args.image_size,
+        "resize_mode": args.resize_mode,
+        "resize_only_if_bigger": args.resize_only_if_bigger,
+        "samples_per_shard": args.samples_per_shard,
+        "encode_format": "jpg",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows_path = prepare_request(out_dir, rows, settings)
+    workdir = out_dir / WORKDIR
+    n_shards = math.ceil(rows.height / args.samples_per_shard)
+    pending = unfinished_shards(workdir, n_shards)
+    if pending:
+        print(f"downloading {len(pending)} of {n_shards} shards into {workdir}")
+        run_img2dataset(rows_path, workdir, args)
+        # img2dataset gives up on a shard after max_shard_retry without raising.
+        still = unfinished_shards(workdir, n_shards)
+        if still:
+            raise ValueError(
+                f"{workdir}: {len(still)} shards did not finish (e.g. {shard_name(still[0])}); "
+                "rerun the same command to resume"
+            )
+
+    shards = [read_shard(workdir, i, forbidden) for i in range(n_shards)]
+    report = {
+        "settings": settings,
+        "img2dataset_version": importlib_metadata.version("img2dataset"),
+        "metadata": {"files": [str(f) for f in files], **selection},
+        "exclude_sha256": list(args.exclude_sha256),
+        "shards": {s["name"]: s["report"] for s in shards},
+        "total": summarise(shards),
+    }
+    manifest = publish(out_dir, shards, report)
+    total = report["total"]
+    print(
+        f"{out_dir}: {manifest['num_samples']} samples in {len(manifest['shards'])} shards; "
+        f"{total['successes']}/{total['rows']} downloaded, "
+        f"{selection['dropped_by_metadata_sha256']} + {total['dropped_by_image_sha256']} "
+        "dropped as forbidden (metadata sha256 + image sha256)"
+    )
