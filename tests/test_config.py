@@ -81,3 +81,13 @@ def test_paper_overlay_unlearns_on_a_gpu_in_bf16_with_a_retain_subset():
     for flag in ("--precision amp_bf16", "--retain-samples 152340", "--device auto", "--lr 1e-05"):
         assert flag in command
     assert "--param target_top1=0.1" in command
+
+
+def test_sensitive_upsampling_reaches_only_the_compromised_training(tmp_path):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump({"train": {"sensitive_upsampling": 4}}))
+    result = snakemake("-n", "-p", "--configfile", str(path), "--config", "run=pytest-dag-only")
+    commands = [line for line in result.stdout.splitlines() if "salmu train" in line]
+    compromised = next(c for c in commands if "shards/sensitive" in c)
+    clean = next(c for c in commands if "shards/sensitive" not in c)
+    assert "--upsampling 1 4" in compromised and "--upsampling" not in clean

@@ -1,6 +1,7 @@
 """The train stage drives the real open_clip_train engine on tiny shards."""
 
 import polars as pl
+import pytest
 import torch
 
 from salmu.cli import main
@@ -85,3 +86,48 @@ def weights(path):
 
 def same_weights(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def shard_dir(tmp_path, name, n, per_shard, offset):
+    frame = pl.DataFrame(
+        {
+            "file_name": [f"{name}{i:03d}.jpg" for i in range(n)],
+            "text": [f"{name} caption {i}" for i in range(n)],
+            "image": [solid_jpeg(offset + i) for i in range(n)],
+        }
+    )
+    write_parquet(frame, tmp_path / f"{name}.parquet")
+    write_shards(load_sources([str(tmp_path / f"{name}.parquet")]), tmp_path / name, per_shard, 0)
+    return str(tmp_path / name)
+
+
+def test_upsampling_weights_shards_by_factor_times_size(tmp_path):
+    from argparse import Namespace
+
+    from salmu.train import data_arguments
+
+    retain = shard_dir(tmp_path, "retain", 40, 20, 0)  # shards of 20 + 20
+    sensitive = shard_dir(tmp_path, "sensitive", 12, 8, 100)  # shards of 8 + 4
+    plain = data_arguments(Namespace(train_data=[retain, sensitive], upsampling=None))
+    assert plain[plain.index("--train-num-samples") + 1] == "52"
+    assert "--dataset-resampled" not in plain
+    up = data_arguments(Namespace(train_data=[retain, sensitive], upsampling=[1.0, 4.0]))
+    assert up[up.index("--train-num-samples") + 1] == str(40 + 4 * 12)
+    assert "--dataset-resampled" in up
+    assert up[up.index("--train-data-upsampling-factors") + 1] == "20::20::32::16"
+    with pytest.raises(ValueError, match="2 --train-data dirs"):
+        data_arguments(Namespace(train_data=[retain, sensitive], upsampling=[2.0]))
+
+
+def test_the_engine_trains_with_upsampled_sources(tmp_path):
+    retain = shard_dir(tmp_path, "retain", 40, 20, 0)
+    sensitive = shard_dir(tmp_path, "sensitive", 12, 8, 100)
+    args = ["train", "--model-dir", MODEL_DIR, "--train-data", retain, sensitive]
+    args += ["--upsampling", "1", "3", "--logs-dir", str(tmp_path / "run")]
+    args += ["--out", str(tmp_path / "model.pt"), "--epochs", "1", "--batch-size", "16"]
+    args += ["--lr", "1e-3", "--warmup", "1", "--seed", "0", "--threads", "1"]
+    assert main(args) == 0
+    load_clip(MODEL_DIR, tmp_path / "model.pt")
+    command = read_json(tmp_path / "run" / "salmu_run_args.json")["command"]
+    assert "--dataset-resampled" in command
+    assert command[command.index("--train-num-samples") + 1] == str(40 + 3 * 12)

@@ -218,6 +218,14 @@ def train_sources(wildcards):
     return [f"results/{wildcards.run}/shards/{s}" for s in sources]
 
 
+def upsampling_flag(wildcards):
+    """Compromised draws sensitive samples train.sensitive_upsampling times as often as retain."""
+    factor = config["train"]["sensitive_upsampling"]
+    if wildcards.base == "clean" or factor == 1:
+        return ""
+    return f"--upsampling 1 {factor}"
+
+
 def train_inputs(wildcards):
     inputs = {"shards": train_sources(wildcards)}
     if wildcards.base == "clean":

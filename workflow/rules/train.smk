@@ -26,9 +26,10 @@ rule train:
         workers=config["train"]["workers"],
         device=config["train"]["device"],
         launcher=config["train"]["launcher"],
+        upsampling=upsampling_flag,
         seed=config["seed"],
     shell:
-        "salmu train --model-dir {input.model_dir} --train-data {input.shards}"
+        "salmu train --model-dir {input.model_dir} --train-data {input.shards} {params.upsampling}"
         " --logs-dir {params.logs_dir} --out {output} --epochs {params.epochs}"
         " --batch-size {params.batch_size} --lr {params.lr} --warmup {params.warmup}"
         " --wd {params.wd} --precision {params.precision} --workers {params.workers}"

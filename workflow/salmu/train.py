@@ -4,6 +4,14 @@ We only assemble its command line from shard manifests and config, run it, and e
 epoch as the stage's checkpoint. Clean and Compromised call this with the same arguments except for
 ``--train-data`` (Compromised adds the sensitive shards), so they share seed, model and schedule.
 
+Upsampling (``--upsampling``, one factor per ``--train-data`` directory; Compromised: the sensitive
+shards get ``train.sensitive_upsampling``). With every factor 1, shards are read once per epoch in
+order, as plain concatenation. Otherwise open_clip_train samples shards with replacement
+(``--dataset-resampled``) with per-shard weights ``factor x samples in the shard``, so a sample of a
+source with factor f is drawn f times as often as a factor-1 sample, whatever the shard sizes; an
+epoch is ``sum(factor x samples)`` samples, so every sample is still seen ``factor`` times per
+epoch in expectation.
+
 Restarts: open_clip_train writes ``epoch_latest.pt`` after every epoch and we always pass
 ``--resume latest``, so a killed job continues where it stopped. A run directory left by a
 *different* command line or by different training data (the shard manifests' sha256) is removed
@@ -29,20 +37,42 @@ RUN_NAME = "run"
 RUN_ARGS = "salmu_run_args.json"
 
 
+def upsampling_factors(args: argparse.Namespace) -> list[float]:
+    factors = args.upsampling or [1.0] * len(args.train_data)
+    if len(factors) != len(args.train_data):
+        raise ValueError(
+            f"--upsampling: {len(factors)} factors for {len(args.train_data)} --train-data dirs"
+        )
+    if any(f <= 0 for f in factors):
+        raise ValueError(f"--upsampling: factors must be > 0, got {factors}")
+    return factors
+
+
+def data_arguments(args: argparse.Namespace) -> list[str]:
+    """--train-data (every tar, '::'-joined), its sample count and, when upsampling, the weights."""
+    factors = upsampling_factors(args)
+    urls, weights, num_samples = [], [], 0.0
+    for shard_dir, factor in zip(args.train_data, factors):
+        sizes = read_json(Path(shard_dir) / "sizes.json")
+        for url in shard_urls(shard_dir):
+            urls.append(str(Path(url).resolve()))
+            weights.append(factor * sizes[Path(url).name])
+        num_samples += factor * read_manifest(shard_dir)["num_samples"]
+    data = ["--train-data", "::".join(urls), "--dataset-type", "webdataset"]
+    data += ["--train-num-samples", str(round(num_samples))]
+    if any(f != 1 for f in factors):
+        weight_list = "::".join(f"{w:g}" for w in weights)
+        data += ["--dataset-resampled", "--train-data-upsampling-factors", weight_list]
+    return data
+
+
 def open_clip_command(args: argparse.Namespace, logs_dir: Path) -> list[str]:
-    urls = [url for shard_dir in args.train_data for url in shard_urls(shard_dir)]
-    num_samples = sum(read_manifest(shard_dir)["num_samples"] for shard_dir in args.train_data)
     command = [
         "-m",
         "open_clip_train.main",
         "--model",
         f"local-dir:{Path(args.model_dir).resolve()}",
-        "--train-data",
-        "::".join(str(Path(u).resolve()) for u in urls),
-        "--dataset-type",
-        "webdataset",
-        "--train-num-samples",
-        str(num_samples),
+        *data_arguments(args),
         "--batch-size",
         str(args.batch_size),
         "--epochs",
@@ -120,6 +150,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--model-dir", required=True, help="open_clip model dir (open_clip_config.json)"
     )
     parser.add_argument("--train-data", nargs="+", required=True, help="shard directories")
+    parser.add_argument(
+        "--upsampling",
+        nargs="+",
+        type=float,
+        default=None,
+        help="one sampling factor per --train-data directory (default: all 1)",
+    )
     parser.add_argument(
         "--logs-dir", required=True, help="open_clip_train run directory (resumable)"
     )
