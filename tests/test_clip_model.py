@@ -324,3 +324,10 @@ def test_files_that_are_not_state_dicts(forms, tmp_path):
     renamed = tmp_path / "renamed.bin"
     shutil.copy(forms["safetensors"], renamed)
     load_clip(TINY, renamed)
+
+
+def test_the_paper_model_dir_is_clip_vit_b_16_with_the_papers_parameter_count():
+    """resources/models/vit-b-16: 149.6M parameters (the released models' count), 224 px input."""
+    model, preprocess, _ = load_clip("resources/models/vit-b-16")
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 149.6
+    assert model.visual.image_size == (224, 224)

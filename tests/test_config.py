@@ -91,3 +91,39 @@ def test_sensitive_upsampling_reaches_only_the_compromised_training(tmp_path):
     compromised = next(c for c in commands if "shards/sensitive" in c)
     clean = next(c for c in commands if "shards/sensitive" not in c)
     assert "--upsampling 1 4" in compromised and "--upsampling" not in clean
+
+
+def rule_resources(stdout: str, rule: str) -> dict[str, str]:
+    """The 'resources:' line of the first job of ``rule`` in a dry-run printout."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"rule {rule}:")
+    line = next(line for line in lines[start:] if line.strip().startswith("resources:"))
+    return dict(item.split("=", 1) for item in line.split(":", 1)[1].strip().split(", "))
+
+
+def test_paper_tier_through_the_slurm_profile_asks_for_128_gpus_to_train():
+    """`snakemake -n --profile slurm` with the paper overlay: training is one srun-launched job over
+    16 nodes x 8 GPUs (one task per GPU), unlearning and evaluation one GPU each."""
+    targets = [
+        "results/paper/models/compromised/checkpoint.pt",
+        "results/paper/eval/unlearned/slug/x5/seed2/evaluation.json",
+    ]
+    result = snakemake(
+        *targets,
+        "-n",
+        "--profile",
+        "slurm",
+        "--configfile",
+        "resources/tiers/paper.yaml",
+        "--config",
+        "run=paper",
+    )
+    train = rule_resources(result.stdout, "train")
+    assert (train["nodes"], train["tasks_per_node"], train["gres"]) == ("16", "8", "gpu:8")
+    assert train["mpi"] == "srun" and train["runtime"] == "2880"
+    assert rule_resources(result.stdout, "unlearn")["gpu"] == "1"
+    assert rule_resources(result.stdout, "evaluate")["gpu"] == "1"
+    command = next(line for line in result.stdout.splitlines() if "salmu train" in line)
+    assert "--launcher 'srun --cpu-bind=v --accel-bind=gn python -u'" in command
+    assert "--model-dir resources/models/vit-b-16" in command and "--epochs 32" in command
+    assert "-- --local-loss --gather-with-grad --grad-checkpointing" in command

@@ -131,3 +131,16 @@ def test_the_engine_trains_with_upsampled_sources(tmp_path):
     command = read_json(tmp_path / "run" / "salmu_run_args.json")["command"]
     assert "--dataset-resampled" in command
     assert command[command.index("--train-num-samples") + 1] == str(40 + 3 * 12)
+
+
+def test_srun_launches_get_a_rendezvous_from_the_allocation():
+    from salmu.train import rendezvous_env
+
+    allocation = {"SLURM_JOB_NODELIST": "gpu[001-016]", "SLURM_JOB_ID": "123456"}
+    env = rendezvous_env(allocation, resolve_host=lambda nodelist: f"first-of-{nodelist}")
+    assert env["MASTER_ADDR"] == "first-of-gpu[001-016]"
+    assert env["MASTER_PORT"] == str(20000 + 123456 % 20000)
+    # Outside SLURM, or with a rendezvous already set, nothing changes.
+    assert rendezvous_env({"PATH": "/bin"}) == {"PATH": "/bin"}
+    preset = {**allocation, "MASTER_ADDR": "head", "MASTER_PORT": "1"}
+    assert rendezvous_env(preset) == preset

@@ -218,6 +218,23 @@ def train_sources(wildcards):
     return [f"results/{wildcards.run}/shards/{s}" for s in sources]
 
 
+def training_allocation(train):
+    """Scheduler resources of a training job. One GPU or none: a plain job. More: one SLURM task
+    per GPU over train.nodes nodes (``mpi``: the rule's shell runs once and its launcher is srun,
+    which starts open_clip_train on every task; ranks come from SLURM_PROCID / SLURM_LOCALID).
+    """
+    nodes, per_node = train["nodes"], train["gpus_per_node"]
+    if train["device"] == "cpu" or nodes * per_node <= 1:
+        return {"gpu": gpus(train["device"]) if per_node else 0}
+    return {
+        "nodes": nodes,
+        "mpi": "srun",
+        "tasks_per_node": per_node,
+        "gres": f"gpu:{per_node}",
+        "cpus_per_task": train["threads"],
+    }
+
+
 def upsampling_flag(wildcards):
     """Compromised draws sensitive samples train.sensitive_upsampling times as often as retain."""
     factor = config["train"]["sensitive_upsampling"]

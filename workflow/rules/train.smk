@@ -12,9 +12,9 @@ rule train:
         SALMU_ENV
     threads: config["train"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=gpus(config["train"]["device"]),
+        **training_allocation(config["train"]),
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime"],
     params:
         logs_dir=open_clip_run_dir,
         epochs=config["train"]["epochs"],
@@ -27,6 +27,7 @@ rule train:
         device=config["train"]["device"],
         launcher=config["train"]["launcher"],
         upsampling=upsampling_flag,
+        open_clip_args=" ".join(config["train"]["open_clip_args"]),
         seed=config["seed"],
     shell:
         "salmu train --model-dir {input.model_dir} --train-data {input.shards} {params.upsampling}"
@@ -34,4 +35,4 @@ rule train:
         " --batch-size {params.batch_size} --lr {params.lr} --warmup {params.warmup}"
         " --wd {params.wd} --precision {params.precision} --workers {params.workers}"
         " --device {params.device} --seed {params.seed} --threads {threads}"
-        " --launcher '{params.launcher}' > {log} 2>&1"
+        " --launcher '{params.launcher}' -- {params.open_clip_args} > {log} 2>&1"

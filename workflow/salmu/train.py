@@ -176,12 +176,33 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("extra", nargs="*", help="further open_clip_train flags after --")
 
 
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM nodelist expression such as ``gpu[001-016]``."""
+    out = subprocess.run(
+        ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()[0]
+
+
+def rendezvous_env(env: dict, resolve_host=first_host) -> dict:
+    """MASTER_ADDR / MASTER_PORT for a launch by srun inside a SLURM allocation: open_clip_train
+    takes ranks from SLURM_PROCID / SLURM_LOCALID / SLURM_NTASKS and rendezvous via env://. The
+    port derives from the job id so that two jobs sharing a node do not collide; values already
+    set are kept."""
+    if "SLURM_JOB_NODELIST" not in env or "MASTER_ADDR" in env:
+        return env
+    port = env.get("MASTER_PORT") or str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000)
+    return {**env, "MASTER_ADDR": resolve_host(env["SLURM_JOB_NODELIST"]), "MASTER_PORT": port}
+
+
 def run(args: argparse.Namespace) -> None:
     logs_dir = Path(args.logs_dir)
     command = open_clip_command(args, logs_dir)
     prepare_run_dir(logs_dir, {"command": command, "data": data_fingerprint(args.train_data)})
     launcher = args.launcher.split() if args.launcher else [sys.executable]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    if launcher[0] == "srun":
+        env = rendezvous_env(env)
     print("running:", " ".join(launcher + command), flush=True)
     result = subprocess.run(launcher + command, env=env)
     if result.returncode != 0:
