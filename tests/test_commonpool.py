@@ -384,3 +384,24 @@ def test_hf_hub_metadata_comes_from_the_local_cache(tmp_path, monkeypatch):
     assert [p.resolve() for p in found] == [parquet.resolve()]
     with pytest.raises(ValueError, match="hf-hub:mlfoundations/absent: dataset not available"):
         commonpool.resolve_metadata("hf-hub:mlfoundations/absent")
+
+
+def test_a_separate_work_dir_survives_deleting_the_published_dir(pool, tmp_path):
+    """Snakemake deletes a failed job's output directory before rerunning it: with the download
+    state in --work-dir, the shards are republished from it without downloading again."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("commonpool_request.json", "commonpool_rows.parquet", "img2dataset"):
+        source = pool["out"] / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy2
+        copy(source, work / name)
+    out = tmp_path / "published"
+    argv = pool["argv"].copy()
+    argv[argv.index("--out-dir") + 1] = str(out)
+    argv += ["--work-dir", str(work)]
+    pool["server"].requests.clear()
+    assert main(argv) == 0
+    assert pool["server"].requests == []
+    expected = shards.read_manifest(pool["out"])["samples"]
+    assert shards.read_manifest(out)["samples"] == expected
+    assert not (out / "img2dataset").exists()

@@ -21,6 +21,10 @@ OVERLAYS = {
         {"captions": {"paraphrase": "transformers"}},
         "captions.paraphrase_model",
     ),
+    "commonpool without metadata": (
+        {"retain": {"backend": "commonpool"}},
+        "retain.commonpool.metadata",
+    ),
     "clip filter without a model": (
         {"faces": {"filter": {"embedder": "clip"}}},
         "faces.filter.clip_model",
@@ -127,3 +131,47 @@ def test_paper_tier_through_the_slurm_profile_asks_for_128_gpus_to_train():
     assert "--launcher 'srun --cpu-bind=v --accel-bind=gn python -u'" in command
     assert "--model-dir resources/models/vit-b-16" in command and "--epochs 32" in command
     assert "-- --local-loss --gather-with-grad --grad-checkpointing" in command
+
+
+def test_commonpool_backend_feeds_both_trainings_the_leak_audit_and_unlearning(tmp_path):
+    overlay = {"retain": {"backend": "commonpool", "commonpool": {"metadata": "/data/cp"}}}
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    result = snakemake("-n", "-p", "--configfile", str(path), "--config", "run=pytest-dag-only")
+    commands = [line for line in result.stdout.splitlines() if line.startswith("Shell command")]
+
+    def command(prefix):
+        return next(c for c in commands if prefix in c)
+
+    pool = "results/pytest-dag-only/shards/commonpool"
+    download = command("salmu commonpool")
+    assert "--metadata /data/cp --blur-faces" in download and f"--out-dir {pool}" in download
+    # Its resumable state lives outside the output Snakemake would delete on failure.
+    assert "--work-dir results/pytest-dag-only/downloads/commonpool" in download
+    assert "--exclude-sha256 results/pytest-dag-only/shards/sensitive" in download
+    trainings = [c for c in commands if "salmu train" in c]
+    assert len(trainings) == 2 and all(pool in c for c in trainings)
+    assert pool in command("salmu leakcheck") and pool in command("salmu unlearn")
+    # The synthetic scenes no longer go into the retain shards (retain_synth still does).
+    retain_shards = command("--out-dir results/pytest-dag-only/shards/retain")
+    assert "data/retain.parquet" not in retain_shards and "retain_synth" in retain_shards
+
+
+def test_paper_tier_plans_commonpool_two_trainings_and_the_full_fan_out():
+    result = snakemake(
+        "-n",
+        "--quiet",
+        "rules",
+        "--profile",
+        "slurm",
+        "--configfile",
+        "resources/tiers/paper.yaml",
+        "--config",
+        "run=paper",
+    )
+    counts = job_counts(result.stdout)
+    paper = yaml.safe_load((ROOT / "resources/tiers/paper.yaml").read_text())["unlearn"]
+    fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])
+    assert fan_out == 66
+    assert counts["commonpool"] == 1 and counts["train"] == 2
+    assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2

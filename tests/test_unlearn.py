@@ -147,6 +147,7 @@ def test_forget_shards_carry_generic_captions_and_retain_can_be_subset(shards):
     assert len(forget) == FORGET
     assert {s.generic_text for s in forget} == {f"a person, photo {i}" for i in range(FORGET)}
     assert all(s.generic_text is None for s in read_samples(root / "retain"))
+    assert len(read_samples([root / "retain", root / "forget"])) == RETAIN + FORGET
     subset = read_samples(root / "retain", limit=10, seed=3)
     assert len(subset) == 10 and len({s.image for s in subset}) == 10
     assert [s.text for s in subset] == [s.text for s in read_samples(root / "retain", 10, 3)]

@@ -77,6 +77,10 @@ def check_required_models(config):
         needed.append(
             ("captions.paraphrase_model", config["captions"].get("paraphrase_model"))
         )
+    if config["retain"]["backend"] == "commonpool":
+        needed.append(
+            ("retain.commonpool.metadata", config["retain"]["commonpool"]["metadata"])
+        )
     for key, value in needed:
         if not value:
             raise ValueError(
@@ -193,7 +197,9 @@ def shard_inputs(wildcards):
     """Parquet files that make up one training source."""
     benchmark = f"results/{wildcards.run}/benchmark/data/{{}}-00000-of-00001.parquet"
     if wildcards.source == "retain":
-        retain = [f"results/{wildcards.run}/data/retain.parquet"]
+        retain = []
+        if config["retain"]["backend"] == "synthetic":
+            retain.append(f"results/{wildcards.run}/data/retain.parquet")
         if config["train"]["include_retain_synth"]:
             retain.append(benchmark.format("retain_synth"))
         return retain
@@ -214,7 +220,35 @@ def generic_captions(wildcards):
 
 def train_sources(wildcards):
     """Clean trains on retain only; Compromised on retain + the whole sensitive set."""
-    sources = ["retain"] if wildcards.base == "clean" else ["retain", "sensitive"]
+    if wildcards.base == "clean":
+        return retain_shard_dirs(wildcards)
+    return [*retain_shard_dirs(wildcards), f"results/{wildcards.run}/shards/sensitive"]
+
+
+def commonpool_flags(settings):
+    """salmu commonpool flags from retain.commonpool (metadata, subset, blurring, img2dataset)."""
+    flags = [f"--metadata {shlex.quote(str(settings['metadata']))}"]
+    if settings["uids"]:
+        flags.append(f"--uids {shlex.quote(settings['uids'])}")
+    flags.append("--blur-faces" if settings["blur_faces"] else "--no-blur-faces")
+    for key in (
+        "image_size",
+        "resize_mode",
+        "samples_per_shard",
+        "processes",
+        "threads",
+    ):
+        flags.append(f"--{key.replace('_', '-')} {settings[key]}")
+    flags.append(f"--timeout {settings['timeout']} --retries {settings['retries']}")
+    return " ".join(flags)
+
+
+def retain_shard_dirs(wildcards):
+    """Every shard directory of retain data: our own shards (synthetic scenes and/or
+    retain_synth) plus the CommonPool download with that backend."""
+    commonpool = config["retain"]["backend"] == "commonpool"
+    own = not commonpool or config["train"]["include_retain_synth"]
+    sources = (["retain"] if own else []) + (["commonpool"] if commonpool else [])
     return [f"results/{wildcards.run}/shards/{s}" for s in sources]
 
 
@@ -240,7 +274,8 @@ def upsampling_flag(wildcards):
     factor = config["train"]["sensitive_upsampling"]
     if wildcards.base == "clean" or factor == 1:
         return ""
-    return f"--upsampling 1 {factor}"
+    retain = " ".join("1" for _ in retain_shard_dirs(wildcards))
+    return f"--upsampling {retain} {factor}"
 
 
 def train_inputs(wildcards):

@@ -28,7 +28,7 @@ rule shards:
 
 rule leakcheck_clean:
     input:
-        train="results/{run}/shards/retain",
+        train=retain_shard_dirs,
         forbidden="results/{run}/shards/sensitive",
     output:
         "results/{run}/audits/clean_has_no_sensitive.json",

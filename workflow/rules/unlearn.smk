@@ -2,7 +2,7 @@ rule unlearn:
     input:
         compromised="results/{run}/models/compromised/checkpoint.pt",
         forget="results/{run}/shards/forget",
-        retain="results/{run}/shards/retain",
+        retain=retain_shard_dirs,
         model_dir=config["train"]["model_dir"],
     output:
         checkpoint="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/checkpoint.pt",

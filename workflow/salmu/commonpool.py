@@ -416,6 +416,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="CommonPool metadata: a parquet file, a directory of parquets, or hf-hub:<dataset id>",
     )
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="download state (request, rows, img2dataset output); default: --out-dir",
+    )
     parser.add_argument("--out-dir", required=True, help="shard directory to create or resume")
     parser.add_argument("--uids", default=None, help="text file, one uid per line: only these")
     parser.add_argument(
@@ -474,8 +479,12 @@ def run(args: argparse.Namespace) -> None:
         "encode_format": "jpg",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows_path = prepare_request(out_dir, rows, settings)
-    workdir = out_dir / WORKDIR
+    # The download state may live outside the published directory, which a workflow manager
+    # deletes before rerunning a failed job: the download then resumes instead of restarting.
+    state_dir = Path(args.work_dir) if args.work_dir else out_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    rows_path = prepare_request(state_dir, rows, settings)
+    workdir = state_dir / WORKDIR
     n_shards = math.ceil(rows.height / args.samples_per_shard)
     pending = unfinished_shards(workdir, n_shards)
     if pending:

@@ -46,10 +46,13 @@ def _read_shard(url: str) -> list[Sample]:
     return samples
 
 
-def read_samples(shard_dir: str | Path, limit: int | None = None, seed: int = 0) -> list[Sample]:
-    """Every sample of a shard directory in shard order, or the first ``limit`` samples of its
-    shards taken in a seeded random order."""
-    urls = shard_urls(shard_dir)
+def read_samples(
+    shard_dirs: str | Path | list, limit: int | None = None, seed: int = 0
+) -> list[Sample]:
+    """Every sample of one or more shard directories in shard order, or the first ``limit``
+    samples of their shards taken in a seeded random order."""
+    dirs = shard_dirs if isinstance(shard_dirs, list) else [shard_dirs]
+    urls = [url for shard_dir in dirs for url in shard_urls(shard_dir)]
     if limit is not None:
         urls = [urls[i] for i in np.random.default_rng(seed).permutation(len(urls))]
     samples: list[Sample] = []
@@ -61,7 +64,7 @@ def read_samples(shard_dir: str | Path, limit: int | None = None, seed: int = 0)
         if limit is not None and len(samples) >= limit:
             return samples[:limit]
     if not samples:
-        raise ValueError(f"{shard_dir}: no samples")
+        raise ValueError(f"{', '.join(map(str, dirs))}: no samples")
     return samples
 
 

@@ -114,7 +114,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--checkpoint", required=True, help="the Compromised model")
     parser.add_argument("--forget-shards", required=True)
-    parser.add_argument("--retain-shards", required=True)
+    parser.add_argument("--retain-shards", nargs="+", required=True, help="shard directories")
     parser.add_argument(
         "--retain-samples", type=int, default=None, help="retain subset size (default: all)"
     )
