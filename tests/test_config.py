@@ -32,6 +32,22 @@ OVERLAYS = {
 }
 
 
+def paper_dry_run(*args: str, profile: bool = True):
+    """``snakemake -n`` of the paper tier overlay (through the slurm profile by default)."""
+    via = ("--profile", "slurm") if profile else ()
+    return snakemake(
+        *args, "-n", *via, "--configfile", "resources/tiers/paper.yaml", "--config", "run=paper"
+    )
+
+
+def overlay_commands(tmp_path, overlay: dict) -> list[str]:
+    """The shell commands of a dry run of the tiny tier with ``overlay`` on top."""
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    result = snakemake("-n", "-p", "--configfile", str(path), "--config", "run=pytest-dag-only")
+    return [line for line in result.stdout.splitlines() if line.startswith("Shell command")]
+
+
 @pytest.mark.parametrize("case", sorted(OVERLAYS))
 def test_bad_config_fails_before_any_job(tmp_path, case):
     overlay, key = OVERLAYS[case]
@@ -64,10 +80,7 @@ def test_default_config_builds_the_whole_dag():
 def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():
     """The paper tier's data half: its commands carry the configured models, its faces job a GPU."""
     target = "results/paper/benchmark/splits_summary.json"
-    result = snakemake(
-        "-n", "-p", target, "--configfile", "resources/tiers/paper.yaml", "--config", "run=paper"
-    )
-    out = result.stdout
+    out = paper_dry_run("-p", target, profile=False).stdout
     assert "--backend diffusers" in out
     assert "--diffusers-model stable-diffusion-v1-5/stable-diffusion-v1-5" in out
     assert "--ip-adapter h94/IP-Adapter" in out
@@ -78,9 +91,7 @@ def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():
 
 def test_paper_overlay_unlearns_on_a_gpu_in_bf16_with_a_retain_subset():
     target = "results/paper/models/unlearned/slug/x5/seed2/checkpoint.pt"
-    result = snakemake(
-        "-n", "-p", target, "--configfile", "resources/tiers/paper.yaml", "--config", "run=paper"
-    )
+    result = paper_dry_run("-p", target, profile=False)
     command = next(line for line in result.stdout.splitlines() if "salmu unlearn" in line)
     for flag in ("--precision amp_bf16", "--retain-samples 152340", "--device auto", "--lr 1e-05"):
         assert flag in command
@@ -88,10 +99,8 @@ def test_paper_overlay_unlearns_on_a_gpu_in_bf16_with_a_retain_subset():
 
 
 def test_sensitive_upsampling_reaches_only_the_compromised_training(tmp_path):
-    path = tmp_path / "overlay.yaml"
-    path.write_text(yaml.safe_dump({"train": {"sensitive_upsampling": 4}}))
-    result = snakemake("-n", "-p", "--configfile", str(path), "--config", "run=pytest-dag-only")
-    commands = [line for line in result.stdout.splitlines() if "salmu train" in line]
+    commands = overlay_commands(tmp_path, {"train": {"sensitive_upsampling": 4}})
+    commands = [c for c in commands if "salmu train" in c]
     compromised = next(c for c in commands if "shards/sensitive" in c)
     clean = next(c for c in commands if "shards/sensitive" not in c)
     assert "--upsampling 1 4" in compromised and "--upsampling" not in clean
@@ -112,16 +121,7 @@ def test_paper_tier_through_the_slurm_profile_asks_for_128_gpus_to_train():
         "results/paper/models/compromised/checkpoint.pt",
         "results/paper/eval/unlearned/slug/x5/seed2/evaluation.json",
     ]
-    result = snakemake(
-        *targets,
-        "-n",
-        "--profile",
-        "slurm",
-        "--configfile",
-        "resources/tiers/paper.yaml",
-        "--config",
-        "run=paper",
-    )
+    result = paper_dry_run(*targets)
     train = rule_resources(result.stdout, "train")
     assert (train["nodes"], train["tasks_per_node"], train["gres"]) == ("16", "8", "gpu:8")
     assert train["mpi"] == "srun" and train["runtime"] == "2880"
@@ -135,10 +135,7 @@ def test_paper_tier_through_the_slurm_profile_asks_for_128_gpus_to_train():
 
 def test_commonpool_backend_feeds_both_trainings_the_leak_audit_and_unlearning(tmp_path):
     overlay = {"retain": {"backend": "commonpool", "commonpool": {"metadata": "/data/cp"}}}
-    path = tmp_path / "overlay.yaml"
-    path.write_text(yaml.safe_dump(overlay))
-    result = snakemake("-n", "-p", "--configfile", str(path), "--config", "run=pytest-dag-only")
-    commands = [line for line in result.stdout.splitlines() if line.startswith("Shell command")]
+    commands = overlay_commands(tmp_path, overlay)
 
     def command(prefix):
         return next(c for c in commands if prefix in c)
@@ -158,17 +155,7 @@ def test_commonpool_backend_feeds_both_trainings_the_leak_audit_and_unlearning(t
 
 
 def test_paper_tier_plans_commonpool_two_trainings_and_the_full_fan_out():
-    result = snakemake(
-        "-n",
-        "--quiet",
-        "rules",
-        "--profile",
-        "slurm",
-        "--configfile",
-        "resources/tiers/paper.yaml",
-        "--config",
-        "run=paper",
-    )
+    result = paper_dry_run("--quiet", "rules")
     counts = job_counts(result.stdout)
     paper = yaml.safe_load((ROOT / "resources/tiers/paper.yaml").read_text())["unlearn"]
     fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])

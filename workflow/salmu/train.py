@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from salmu.io import read_json, write_json
-from salmu.shards import MANIFEST, read_manifest, shard_urls
+from salmu.shards import MANIFEST
 
 RUN_NAME = "run"
 RUN_ARGS = "salmu_run_args.json"
@@ -53,11 +53,13 @@ def data_arguments(args: argparse.Namespace) -> list[str]:
     factors = upsampling_factors(args)
     urls, weights, num_samples = [], [], 0.0
     for shard_dir, factor in zip(args.train_data, factors):
+        # sizes.json (what open_clip_train counts with) gives both the shards and their sizes;
+        # the manifest lists every sample, far too large to read here at paper scale.
         sizes = read_json(Path(shard_dir) / "sizes.json")
-        for url in shard_urls(shard_dir):
-            urls.append(str(Path(url).resolve()))
-            weights.append(factor * sizes[Path(url).name])
-        num_samples += factor * read_manifest(shard_dir)["num_samples"]
+        for name in sorted(sizes):
+            urls.append(str((Path(shard_dir) / name).resolve()))
+            weights.append(factor * sizes[name])
+        num_samples += factor * sum(sizes.values())
     data = ["--train-data", "::".join(urls), "--dataset-type", "webdataset"]
     data += ["--train-num-samples", str(round(num_samples))]
     if any(f != 1 for f in factors):

@@ -18,8 +18,8 @@ import contextlib
 import torch
 
 from salmu.unlearn.base import Batch, Session, UnlearningMethod
-from salmu.unlearn.gradients import accumulate, loss_gradients
-from salmu.unlearn.losses import clip_loss, in_batch_top1
+from salmu.unlearn.gradients import forget_and_retain_statistics
+from salmu.unlearn.losses import in_batch_top1
 
 
 def pareto_front(importance: list[float], alignment: list[float]) -> list[int]:
@@ -48,14 +48,7 @@ class SingleLayerUnlearningGradient(UnlearningMethod):
         model = session.model
         named = [(n, p) for n, p in session.trainable() if p.ndim >= 2]
         params = [p for _, p in named]
-        forget_sum = retain_sum = last = None
-        for last in session.steps():
-            with session.autocast():
-                forget_loss = clip_loss(model, last.forget)
-                retain_loss = clip_loss(model, last.retain)
-            forget_sum = accumulate(forget_sum, loss_gradients(forget_loss, params))
-            retain_sum = accumulate(retain_sum, loss_gradients(retain_loss, params))
-            session.record(forget_loss)
+        forget_sum, retain_sum, last = forget_and_retain_statistics(session, params)
         importance = [
             float(g.norm() / p.detach().float().norm().clamp_min(1e-12))
             for g, p in zip(forget_sum, params)

@@ -10,8 +10,7 @@ scaled by beta = min(``dampening`` x imp_r / imp_f, 1); every other weight is le
 import torch
 
 from salmu.unlearn.base import Session, UnlearningMethod
-from salmu.unlearn.gradients import accumulate, loss_gradients
-from salmu.unlearn.losses import clip_loss
+from salmu.unlearn.gradients import forget_and_retain_statistics
 
 
 def dampen(params, forget_importance, retain_importance, alpha: float, dampening: float) -> int:
@@ -35,14 +34,7 @@ class SelectiveSynapticDampening(UnlearningMethod):
 
     def unlearn(self, session: Session) -> None:
         params = [p for _, p in session.trainable()]
-        forget_sum = retain_sum = None
-        for step in session.steps():
-            with session.autocast():
-                forget_loss = clip_loss(session.model, step.forget)
-                retain_loss = clip_loss(session.model, step.retain)
-            forget_sum = accumulate(forget_sum, loss_gradients(forget_loss, params), power=2)
-            retain_sum = accumulate(retain_sum, loss_gradients(retain_loss, params), power=2)
-            session.record(forget_loss)
+        forget_sum, retain_sum, _ = forget_and_retain_statistics(session, params, power=2)
         n = session.taken
         dampened = dampen(
             params,
