@@ -49,8 +49,12 @@ CONF
 ln -sfn "$dir/slurm.conf" /etc/slurm/slurm.conf
 mkdir -p /run/munge && chown munge:munge /run/munge
 pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
-pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
-pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
+# Daemons left by an earlier setup may point at another state directory: always restart them.
+pkill -x slurmd || true
+pkill -x slurmctld || true
+while pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null; do sleep 0.5; done
+/usr/sbin/slurmctld
+/usr/sbin/slurmd
 for _ in $(seq 60); do
   sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)$' && exit 0
   sleep 1
