@@ -22,6 +22,7 @@ include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/external.smk"
+include: "workflow/rules/throughput.smk"
 
 
 rule all:

@@ -331,3 +331,10 @@ def test_the_paper_model_dir_is_clip_vit_b_16_with_the_papers_parameter_count():
     model, preprocess, _ = load_clip("resources/models/vit-b-16")
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 149.6
     assert model.visual.image_size == (224, 224)
+
+
+def test_the_small_tier_model_dir_is_clip_vit_b_32():
+    """resources/models/vit-b-32: OpenAI's ViT-B/32 shape, 151.3M parameters, 224 px input."""
+    model, _, _ = load_clip("resources/models/vit-b-32")
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 151.3
+    assert model.visual.image_size == (224, 224)

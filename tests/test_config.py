@@ -162,3 +162,25 @@ def test_paper_tier_plans_commonpool_two_trainings_and_the_full_fan_out():
     assert fan_out == 66
     assert counts["commonpool"] == 1 and counts["train"] == 2
     assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2
+
+
+def test_small_tier_trains_vit_b_32_on_one_gpu_with_the_sensitive_set_upsampled():
+    """One GPU: training is a plain 1-GPU job (no srun), faces / unlearning / evaluation too."""
+    targets = [
+        "results/small/models/compromised/checkpoint.pt",
+        "results/small/eval/unlearned/ssd/x1/seed1/evaluation.json",
+        "results/small/throughput.json",
+    ]
+    result = snakemake(
+        *targets, "-n", "-p", "--configfile", "resources/tiers/small.yaml", "--config", "run=small"
+    )
+    train = rule_resources(result.stdout, "train")
+    assert train["gpu"] == "1" and "nodes" not in train and "mpi" not in train
+    for rule in ("faces", "face_filter", "unlearn", "evaluate", "throughput"):
+        assert rule_resources(result.stdout, rule)["gpu"] == "1", rule
+    command = next(line for line in result.stdout.splitlines() if "salmu train" in line)
+    assert "--model-dir resources/models/vit-b-32" in command and "--epochs 10" in command
+    assert "--upsampling 1 1 3" in command and "--launcher ''" in command
+    measure = next(line for line in result.stdout.splitlines() if "salmu throughput" in line)
+    assert "--train-batch-size 512 --encode-batch-size 256 --precision amp_bf16" in measure
+    assert "--backend diffusers" in measure and "--diffusers-model stable-diffusion-v1-5" in measure

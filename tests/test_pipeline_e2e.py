@@ -5,6 +5,8 @@ Slow (minutes): marked e2e; the suite runs it once, in CI too.
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -12,6 +14,7 @@ import polars as pl
 import pytest
 
 from salmu.io import read_json
+from salmu.plan import estimated_sizes, load_config
 from salmu.unlearn.registry import builtin_methods
 
 from helpers import ROOT, job_counts, snakemake
@@ -256,3 +259,27 @@ def test_confidence_intervals_diagnosis_plots_and_html_report(tiny_run, tmp_path
     snakemake("--report", str(report), *OVERLAY, *CONFIG)
     html = report.read_text(errors="replace")
     assert "benchmark.csv" in html and "retfail_vs_genknow" in html
+
+
+def test_plan_of_a_finished_run_reads_its_shards_and_benchmarks(tiny_run, tmp_path):
+    """The throughput rule measures this machine; the plan's config estimate of the data sizes
+    matches the shards the run made (no face was filtered out), and the measured job times sit
+    next to the projection."""
+    snakemake("--cores", "2", f"results/{RUN}/throughput.json", *OVERLAY, *CONFIG)
+    out = tmp_path / "plan.json"
+    command = [sys.executable, "-m", "salmu", "plan", "--configfile", OVERLAY[1], "--run", RUN]
+    subprocess.run(command + ["--json", str(out), "--", "--forceall"], cwd=ROOT, check=True)
+    payload = read_json(out)
+    assert payload["sizes"]["source"] == "shards"
+    config = load_config(ROOT, [OVERLAY[1]])
+    estimate = estimated_sizes(config)
+    for key in ("sensitive", "forget", "retain"):
+        assert payload["sizes"][key] == getattr(estimate, key), key
+    rules = {row["rule"]: row for row in payload["rules"]}
+    methods, budgets = len(config["unlearn"]["methods"]), len(config["unlearn"]["budgets"])
+    assert rules["unlearn"]["jobs"] == methods * budgets
+    train = rules["train"]
+    assert train["jobs"] == 2 and train["measured_jobs"] == 2
+    assert train["device_hours"] > 0 and train["measured_hours"] > 0
+    throughput = read_json(RESULTS / "throughput.json")
+    assert throughput["faces"]["images"] == 2 * config["faces"]["images_per_identity"]

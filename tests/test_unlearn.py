@@ -10,11 +10,12 @@ from salmu.cli import main
 from salmu.clip_model import load_clip, save_checkpoint
 from salmu.io import read_json, write_json, write_parquet
 from salmu.unlearn.base import Session, UnlearningMethod
+from salmu.unlearn.budget import budget_steps
 from salmu.unlearn.data import read_samples
 from salmu.unlearn.methods.finetune import Finetune
 from salmu.unlearn.methods.neg_grad import NegativeGradient
 from salmu.unlearn.registry import build, builtin_methods, resolve
-from salmu.unlearn.run import budget_steps, parse_hyperparameters
+from salmu.unlearn.run import parse_hyperparameters
 
 from conftest import solid_jpeg
 from helpers import ROOT

@@ -638,9 +638,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--personas", required=True, help="personas.parquet (identity_id, gender, age_band)"
     )
     parser.add_argument(
-        "--backend", default="procedural", help=f"face renderer: {sorted(BACKENDS)}"
-    )
-    parser.add_argument(
         "--images-per-identity",
         type=int,
         required=True,
@@ -659,6 +656,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="people who are not personas (identity_id null)",
     )
     parser.add_argument("--images-per-anonymous", type=int, default=1)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True, help="output faces.parquet")
+    parser.add_argument("--contact-sheet", default=None, help="optional PNG grid to eyeball")
+    add_render_arguments(parser)
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """How images are rendered: backend, geometry and the diffusers options (shared with
+    ``salmu throughput``, which times the same renderer)."""
+    parser.add_argument(
+        "--backend", default="procedural", help=f"face renderer: {sorted(BACKENDS)}"
+    )
     parser.add_argument("--size", type=int, default=64, help="longest image side in pixels")
     parser.add_argument(
         "--aspect-range",
@@ -669,9 +678,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="width/height drawn uniformly in [MIN, MAX]",
     )
     parser.add_argument("--jpeg-quality", type=int, default=90)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True, help="output faces.parquet")
-    parser.add_argument("--contact-sheet", default=None, help="optional PNG grid to eyeball")
 
     diff = parser.add_argument_group(
         "diffusers backend",

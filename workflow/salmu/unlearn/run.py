@@ -20,16 +20,11 @@ import torch
 from salmu.clip_model import load_clip, resolve_device, save_checkpoint
 from salmu.io import write_json
 from salmu.unlearn.base import Session, Step
+from salmu.unlearn.budget import budget_steps
 from salmu.unlearn.data import SampleBank, read_samples
 from salmu.unlearn.registry import build, resolve
 
 PRECISIONS = {"fp32": None, "amp_bf16": torch.bfloat16}
-
-
-def budget_steps(budget: float, forget_size: int, batch_size: int) -> int:
-    if budget <= 0:
-        raise ValueError(f"budget must be > 0, got {budget}")
-    return max(1, round(budget * math.ceil(forget_size / batch_size)))
 
 
 def parse_hyperparameters(pairs: list[str]) -> dict:

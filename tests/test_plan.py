@@ -1,0 +1,110 @@
+"""`salmu plan`: the jobs of a tier from Snakemake's dry run, hours from a throughput file."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from salmu.plan import build_plan, estimated_sizes, load_config, render, retain_pairs
+from salmu.unlearn.budget import budget_steps
+
+from helpers import ROOT
+
+PAPER = "resources/tiers/paper.yaml"
+THROUGHPUT = {
+    "device_name": "a GPU",
+    "measured_at": "today",
+    "train": {"samples_per_s": 1000.0, "mfu": 0.4},
+    "encode": {"samples_per_s": 4000.0},
+    "faces": {"images_per_s": 2.0},
+}
+JOBS = {"personas": 1, "faces": 1, "train": 2, "unlearn": 66, "evaluate": 68}
+
+
+def paper_rows(throughput):
+    config = load_config(ROOT, [PAPER])
+    sizes = estimated_sizes(config)
+    return config, sizes, {r.rule: r for r in build_plan(config, JOBS, sizes, throughput)}
+
+
+def test_training_hours_are_samples_seen_over_the_measured_rate_on_128_gpus():
+    config, sizes, rows = paper_rows(THROUGHPUT)
+    compromised = sizes.retain + sizes.sensitive * config["train"]["sensitive_upsampling"]
+    expected = (sizes.retain + compromised) * 32 / 1000.0 / 3600
+    train = rows["train"]
+    assert train.device == "gpu" and train.devices_per_job == 128
+    assert train.device_hours == pytest.approx(expected)
+    assert train.wall_hours_per_job == pytest.approx(expected / 2 / 128)
+    # Twice the throughput, half the hours.
+    _, _, faster = paper_rows({**THROUGHPUT, "train": {"samples_per_s": 2000.0}})
+    assert faster["train"].device_hours == pytest.approx(expected / 2)
+
+
+def test_unlearning_and_evaluation_hours_follow_budgets_and_benchmark_size():
+    config, sizes, rows = paper_rows(THROUGHPUT)
+    steps = [budget_steps(b, sizes.forget, 32) for b in config["unlearn"]["budgets"]]
+    per_job_samples = sum(steps) / len(steps) * 2 * 32
+    assert rows["unlearn"].device_hours == pytest.approx(66 * per_job_samples / 1000.0 / 3600)
+    images = sizes.sensitive + sizes.retain_synth + sizes.genknow
+    assert rows["evaluate"].device_hours == pytest.approx(68 * images / 4000.0 / 3600)
+    faces = config["faces"]
+    rendered = 1000 * (faces["images_per_identity"] + faces["generic_per_identity"]) + (
+        faces["anonymous_identities"] * faces["images_per_anonymous"]
+    )
+    assert rows["faces"].device_hours == pytest.approx(rendered / 2.0 / 3600)
+    assert rows["personas"].device_hours is None and rows["personas"].device == "cpu"
+
+
+def test_commonpool_size_comes_from_the_config_or_the_uid_list(tmp_path):
+    config = load_config(ROOT, [PAPER])
+    assert retain_pairs(config) == 400_000_000
+    uids = tmp_path / "uids.txt"
+    uids.write_text("a\nb\n\nc\n")
+    config["retain"]["commonpool"].update(expected_pairs=None, uids=str(uids))
+    assert retain_pairs(config) == 3
+    config["retain"]["commonpool"]["uids"] = None
+    with pytest.raises(ValueError, match="retain.commonpool.expected_pairs"):
+        retain_pairs(config)
+
+
+def plan(tmp_path, *args):
+    out = tmp_path / "plan.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "salmu", "plan", "--json", str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout, json.loads(out.read_text())
+
+
+def test_cli_plans_the_paper_tier_from_the_dry_run(tmp_path):
+    throughput = tmp_path / "throughput.json"
+    throughput.write_text(json.dumps(THROUGHPUT))
+    stdout, payload = plan(
+        tmp_path, "--configfile", PAPER, "--run", "pytest-plan", "--throughput", str(throughput)
+    )
+    rules = {row["rule"]: row for row in payload["rules"]}
+    paper = yaml.safe_load((ROOT / PAPER).read_text())["unlearn"]
+    fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])
+    assert rules["unlearn"]["jobs"] == fan_out and rules["evaluate"]["jobs"] == fan_out + 2
+    assert rules["train"]["devices_per_job"] == 128 and rules["commonpool"]["jobs"] == 1
+    assert payload["sizes"]["source"] == "config" and payload["sizes"]["sensitive"] == 100_000
+    assert payload["totals"]["gpu"] == pytest.approx(
+        sum(r["device_hours"] for r in rules.values() if r["device_hours"] is not None)
+    )
+    assert "GPU-hours" in stdout and "on 128 devices" in stdout
+
+
+def test_without_throughput_the_plan_says_how_to_measure_it():
+    config, sizes, rows = paper_rows(None)
+    text = render(
+        config, [PAPER], sizes, None, Path("results/paper/throughput.json"), list(rows.values())
+    )
+    assert "results/paper/throughput.json not found" in text
+    assert f"--configfile {PAPER} results/paper/throughput.json" in text
+    assert "no hours projected" in text
