@@ -1,12 +1,15 @@
 """The tiny workflow through `snakemake --profile slurm` on a real single-node SLURM cluster
 (`bash ci/setup_slurm.sh`, which CI runs first): every job must go through sbatch."""
 
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from test_train import MODEL_DIR, make_shards
 
 from helpers import ROOT, snakemake
 
@@ -74,3 +77,29 @@ def test_tiny_pipeline_runs_through_sbatch(tmp_path):
     for target in targets:
         assert (ROOT / target).stat().st_size > 0
     shutil.rmtree(ROOT / "results" / RUN)
+
+
+def test_training_runs_as_two_srun_tasks_with_ranks_from_slurm(tmp_path):
+    """The paper tier's launch on a small scale: one allocation of 2 tasks, `salmu train` with the
+    srun launcher starts open_clip_train on each task, which takes its rank from SLURM and meets
+    the other through the MASTER_ADDR / MASTER_PORT that the wrapper derives from the allocation
+    (gloo on CPU instead of nccl)."""
+    make_shards(tmp_path)
+    train = [
+        *(sys.executable, "-m", "salmu", "train", "--model-dir", MODEL_DIR),
+        *("--train-data", str(tmp_path / "shards"), "--logs-dir", str(tmp_path / "run")),
+        *("--out", str(tmp_path / "model.pt"), "--epochs", "1", "--batch-size", "8"),
+        *("--lr", "1e-3", "--warmup", "1", "--seed", "0", "--threads", "1"),
+        *("--launcher", f"srun {sys.executable} -u"),
+    ]
+    output = tmp_path / "slurm.out"
+    job = [
+        *("sbatch", "--wait", "--ntasks", "2", "--cpus-per-task", "1", "--partition", "debug"),
+        *("--output", str(output), "--wrap", shlex.join(train)),
+    ]
+    result = subprocess.run(job, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + (output.read_text() if output.exists() else "")
+    log = (tmp_path / "run" / "run" / "out.log").read_text()
+    assert "Running in distributed mode with multiple processes" in log
+    assert "total 2." in log
+    assert (tmp_path / "model.pt").stat().st_size > 0
