@@ -1,12 +1,11 @@
-"""`salmu throughput`: FLOPs counted once per model step, MFU against the device peak, faces timed."""
+"""`salmu throughput`: FLOPs counted once per model step, MFU against the device peak. The CLI
+and its rule run end to end in test_pipeline_e2e (faces timed too)."""
 
-import json
 import subprocess
 import sys
 
 import pytest
 import torch
-from test_faces import make_personas
 
 from salmu.clip_model import load_clip
 from salmu.throughput import count_flops, measure_training, peak_tflops, synthetic_batch
@@ -55,23 +54,6 @@ def test_activation_checkpointing_does_not_count_as_model_flops():
     checkpointed = measure_training(model, tokenizer, grad_checkpointing=True, **common)
     assert checkpointed["flops_per_sample"] == plain["flops_per_sample"]
     assert checkpointed["grad_checkpointing"] and checkpointed["mfu"] is None
-
-
-def test_cli_times_training_encoding_and_the_face_backend(tmp_path):
-    make_personas(tmp_path / "personas.parquet", 3)
-    out = tmp_path / "throughput.json"
-    command = [
-        *(sys.executable, "-m", "salmu", "throughput", "--out", str(out)),
-        *("--model-dir", str(TINY), "--train-batch-size", "8", "--encode-batch-size", "8"),
-        *("--train-device", "cpu", "--warmup-steps", "1", "--timed-steps", "2"),
-        *("--personas", str(tmp_path / "personas.parquet"), "--identities", "2"),
-        *("--images-per-identity", "3", "--size", "32"),
-    ]
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    report = json.loads(out.read_text())
-    assert report["device"] == "cpu" and report["parameters"] > 0
-    assert report["train"]["samples_per_s"] > 0 and report["encode"]["samples_per_s"] > 0
-    assert report["faces"]["images"] == 6 and report["faces"]["backend"] == "procedural"
 
 
 def test_cli_rejects_a_zero_batch_before_loading_anything(tmp_path):
