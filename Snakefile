@@ -11,6 +11,16 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# Every job's provenance record gets the resolved config from a file named by its content,
+# exported here rather than written in any rule: a config change reruns only what it affects.
+shell.prefix(
+    "set -euo pipefail; "
+    f"export SALMU_CONFIG_FILE={store_resolved_config(config, '.snakemake/salmu')}; "
+)
+
+
 include: "workflow/rules/personas.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/captions.smk"

@@ -66,7 +66,10 @@ def test_default_config_builds_the_whole_dag():
     # A run name nobody has built, so every job is in the plan.
     result = snakemake("-n", "--quiet", "rules", "--config", "run=pytest-dag-only")
     counts = job_counts(result.stdout)
-    for rule in ("personas", "faces", "captions", "splits", "retain", "leakcheck_clean"):
+    for rule in (
+        *("personas", "faces", "captions", "splits", "retain"),
+        *("leakcheck_clean", "leakcheck_unlearn"),
+    ):
         assert counts[rule] == 1
     assert counts["shards"] == 3 and counts["train"] == 2
     # Every configured method x budget x seed is unlearned and evaluated (+ Clean, Compromised).

@@ -4,6 +4,7 @@ Slow (minutes): marked e2e; the suite runs it once, in CI too.
 """
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,31 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     assert counts["resolved_config"] == 1 and "dataset_card" not in counts
     assert set(counts) == {
         *("unlearn", "evaluate", "results_table", "plots", "resolved_config", "all", "total")
+    }
+
+
+def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
+    """README: `--forcerun <compromised checkpoint>` retrains it and redoes every unlearning and
+    every evaluation but Clean's; nothing upstream (data, shards, Clean) runs."""
+    compromised = f"results/{RUN}/models/compromised/checkpoint.pt"
+    result = snakemake("-n", "--quiet", "rules", "--forcerun", compromised, *OVERLAY, *CONFIG)
+    counts = job_counts(result.stdout)
+    fan_out = len(builtin_methods())  # every method at the overlay's one budget and seed
+    assert counts["train"] == 1 and counts["unlearn"] == fan_out
+    assert counts["evaluate"] == fan_out + 1
+    assert set(counts) == {"train", "unlearn", "evaluate", "results_table", "plots", "all", "total"}
+
+
+def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
+    """README: changing an evaluate.* setting reruns the evaluations (embedding caches reused), the
+    table and plots, never a training or an unlearning."""
+    extra = tmp_path / "metric.yaml"
+    extra.write_text("evaluate:\n  bootstrap: 200\n")
+    result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
+    counts = job_counts(result.stdout)
+    assert counts["evaluate"] == len(builtin_methods()) + 2
+    assert set(counts) == {
+        *("evaluate", "results_table", "plots", "resolved_config", "all", "total")
     }
 
 
@@ -283,3 +309,32 @@ def test_plan_of_a_finished_run_reads_its_shards_and_benchmarks(tiny_run, tmp_pa
     assert train["device_hours"] > 0 and train["measured_hours"] > 0
     throughput = read_json(RESULTS / "throughput.json")
     assert throughput["faces"]["images"] == 2 * config["faces"]["images_per_identity"]
+
+
+def audit_rules(node: dict) -> set[str]:
+    rules = {node["rule"]} if node["rule"] else set()
+    for child in node["inputs"]:
+        rules |= audit_rules(child)
+    return rules
+
+
+def audit_flags(node: dict) -> list[str]:
+    return node["flags"] + [f for child in node["inputs"] for f in audit_flags(child)]
+
+
+def test_the_results_table_traces_back_to_the_persona_seed(tiny_run):
+    """`salmu audit` of the table walks every job's record down to personas; nothing is stale, and
+    every row's lineage column names its checkpoint's record."""
+    command = [sys.executable, "-m", "salmu", "audit", str(RESULTS / "benchmark.csv"), "--json"]
+    tree = json.loads(subprocess.run(command, cwd=ROOT, check=True, capture_output=True).stdout)
+    expected = {"results_table", "evaluate", "unlearn", "train", "shards", "splits", "faces"}
+    assert expected | {"personas", "face_filter", "captions", "retain"} <= audit_rules(tree)
+    stale = [f for f in audit_flags(tree) if f.startswith(("input changed", "modified"))]
+    assert not stale
+    for row in tiny_run.iter_rows(named=True):
+        record = read_json(ROOT / row["lineage"])
+        assert row["checkpoint"] in record["outputs"]
+        assert record["rule"] == (
+            "train" if row["method"] in ("clean", "compromised") else "unlearn"
+        )
+        assert record["seeds"]["config.seed"] == 0

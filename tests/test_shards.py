@@ -88,3 +88,16 @@ def test_leakcheck_finds_renamed_copies_by_hash(tmp_path):
         == 2
     )
     assert not out.exists()
+
+
+def test_leakcheck_reads_a_split_parquet_as_the_forbidden_set(tmp_path):
+    """The unlearning audit's forbidden sets are the released holdout parquets, not shards."""
+    holdout = frame("h", 4, offset=900)
+    write_parquet(holdout, tmp_path / "holdout.parquet")
+    write_parquet(pl.concat([frame("f", 6), holdout.tail(1)]), tmp_path / "forget.parquet")
+    shards.write_shards(
+        shards.load_sources([str(tmp_path / "forget.parquet")]), tmp_path / "forget", 4, seed=0
+    )
+    report = leakcheck.find_leaks([str(tmp_path / "forget")], [str(tmp_path / "holdout.parquet")])
+    assert report["forbidden_samples"] == 4 and report["checked_samples"] == 7
+    assert [leak["file_name"] for leak in report["leaks"]] == [holdout["file_name"][-1]]

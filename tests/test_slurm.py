@@ -70,8 +70,9 @@ def test_tiny_pipeline_runs_through_sbatch(tmp_path):
     log = result.stdout + result.stderr
     submitted = log.count("submitted with SLURM jobid")
     # personas, faces, face_filter, captions, splits, retain, 3 shards, the Compromised training,
-    # one unlearning and its evaluation: all through sbatch, none run locally.
-    assert submitted == 12
+    # the unlearning inputs' leak audit, one unlearning and its evaluation: all through sbatch,
+    # none run locally.
+    assert submitted == 13
     assert "localrule" not in log
     assert len(completed_jobs()) - before >= submitted
     for target in targets:

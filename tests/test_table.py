@@ -69,7 +69,9 @@ def test_rows_columns_cis_and_diagnosis(evals):
     ci_columns = layout.ci_column_names()
     assert ci_columns[:2] == ["RetFail_MRR_ci_low", "RetFail_MRR_ci_high"]
     assert "ACS_ci_low" not in ci_columns and "GenKnow_ci_low" in ci_columns
-    assert table.columns[5 + len(metric_columns) :] == [*ci_columns, "diagnosis"]
+    assert table.columns[5 + len(metric_columns) :] == [*ci_columns, "diagnosis", "lineage"]
+    # Each row links to the provenance record of its checkpoint.
+    assert table["lineage"][0] == "models/clean/.provenance/checkpoint.pt.json"
     row = table.row(2, named=True)
     assert row["RetFail_MRR_ci_low"] == pytest.approx(0.84)
     assert row["RetFail_MRR_ci_high"] == pytest.approx(0.86)

@@ -22,8 +22,11 @@ rule captions:
         paraphrase_flags=paraphrase_flags,
         seed=config["seed"],
     shell:
-        "salmu captions --personas {input.personas} --faces {input.faces}"
-        " --templates {input.templates} --attributes {params.attributes}"
-        " --paraphrase {params.paraphrase} {params.paraphrase_flags} --paraphrase-threads {threads}"
-        " --paraphrase-report {output.report} --seed {params.seed} --out {output.captions}"
-        " > {log} 2>&1"
+        recorded(
+            "captions",
+            "salmu captions --personas {input.personas} --faces {input.faces}"
+            " --templates {input.templates} --attributes {params.attributes}"
+            " --paraphrase {params.paraphrase} {params.paraphrase_flags} --paraphrase-threads {threads}"
+            " --paraphrase-report {output.report} --seed {params.seed} --out {output.captions}"
+            " > {log} 2>&1",
+        )

@@ -9,6 +9,7 @@ import shlex
 from snakemake.utils import validate
 
 from salmu.faces import DIFFUSERS_OPTIONS
+from salmu.provenance import store_resolved_config
 from salmu.unlearn.registry import builtin_methods
 
 validate(config, "../schemas/config.schema.yaml")
@@ -138,6 +139,16 @@ def paraphrase_flags(wildcards):
 
 # One environment for every rule (relative to the rule files).
 SALMU_ENV = "../../envs/salmu.yaml"
+
+
+def recorded(rule_name, command):
+    """``command`` run through `salmu record`, which writes the job's provenance record once the
+    stage succeeded (salmu.provenance)."""
+    return (
+        f"salmu record --rule={rule_name} --inputs {{input:q}} --outputs {{output:q}} -- "
+        + command
+    )
+
 
 SPLIT_NAMES = ["forget", "holdout_association", "holdout_identity", "retain_synth"]
 BENCHMARK_JSONS = [
@@ -276,6 +287,19 @@ def upsampling_flag(wildcards):
         return ""
     retain = " ".join("1" for _ in retain_shard_dirs(wildcards))
     return f"--upsampling {retain} {factor}"
+
+
+def unlearning_shard_dirs(wildcards):
+    """Everything an unlearning method may read: the forget shards and the retain data."""
+    return [f"results/{wildcards.run}/shards/forget", *retain_shard_dirs(wildcards)]
+
+
+def holdout_splits(wildcards):
+    """What unlearning must never see: both holdout splits (the released parquets)."""
+    return [
+        split_parquet(split).format(run=wildcards.run)
+        for split in ("holdout_association", "holdout_identity")
+    ]
 
 
 def train_inputs(wildcards):

@@ -29,9 +29,12 @@ rule evaluate:
         imagenet=imagenet_flags,
         device=config["evaluate"]["device"],
     shell:
-        "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
-        " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
-        " --out {output} --cache-dir {params.cache_dir} --distractors {params.distractors}"
-        " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
-        " --ci-level {params.ci_level} {params.imagenet} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
+        recorded(
+            "evaluate",
+            "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
+            " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
+            " --out {output} --cache-dir {params.cache_dir} --distractors {params.distractors}"
+            " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
+            " --ci-level {params.ci_level} {params.imagenet} --device {params.device}"
+            " --threads {threads} > {log} 2>&1",
+        )

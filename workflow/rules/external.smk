@@ -25,11 +25,14 @@ rule evaluate_external:
         imagenet=imagenet_flags,
         device=config["evaluate"]["device"],
     shell:
-        "salmu evaluate {params.flags} --state external/{wildcards.name} --out {output}"
-        " --cache-dir {params.cache_dir} --distractors {params.distractors}"
-        " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
-        " --ci-level {params.ci_level} {params.imagenet} --device {params.device} --threads {threads}"
-        " > {log} 2>&1"
+        recorded(
+            "evaluate_external",
+            "salmu evaluate {params.flags} --state external/{wildcards.name} --out {output}"
+            " --cache-dir {params.cache_dir} --distractors {params.distractors}"
+            " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
+            " --ci-level {params.ci_level} {params.imagenet} --device {params.device} --threads {threads}"
+            " > {log} 2>&1",
+        )
 
 
 rule external:
@@ -58,4 +61,7 @@ rule external_table:
     params:
         prefix=subpath(output.parquet, strip_suffix=".parquet"),
     shell:
-        "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1"
+        recorded(
+            "external_table",
+            "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1",
+        )

@@ -31,12 +31,15 @@ rule faces:
         quality=config["faces"]["jpeg_quality"],
         seed=config["seed"],
     shell:
-        "salmu faces --personas {input.personas} --backend {params.backend}"
-        " --images-per-identity {params.n} --generic-per-identity {params.generic}"
-        " --anonymous-identities {params.anonymous} --images-per-anonymous {params.per_anonymous}"
-        " --size {params.size} --aspect-range {params.aspect} --jpeg-quality {params.quality}"
-        " {params.backend_flags} --seed {params.seed} --out {output.faces}"
-        " --contact-sheet {output.sheet} > {log} 2>&1"
+        recorded(
+            "faces",
+            "salmu faces --personas {input.personas} --backend {params.backend}"
+            " --images-per-identity {params.n} --generic-per-identity {params.generic}"
+            " --anonymous-identities {params.anonymous} --images-per-anonymous {params.per_anonymous}"
+            " --size {params.size} --aspect-range {params.aspect} --jpeg-quality {params.quality}"
+            " {params.backend_flags} --seed {params.seed} --out {output.faces}"
+            " --contact-sheet {output.sheet} > {log} 2>&1",
+        )
 
 
 rule face_filter:
@@ -63,7 +66,10 @@ rule face_filter:
         min_images=config["faces"]["filter"]["min_images"],
         flags=face_filter_flags,
     shell:
-        "salmu face-filter --faces {input.faces} --personas {input.personas}"
-        " --embedder {params.embedder} --identity-threshold {params.threshold}"
-        " --min-images {params.min_images} {params.flags}"
-        " --out-faces {output.faces} --out-report {output.report} > {log} 2>&1"
+        recorded(
+            "face_filter",
+            "salmu face-filter --faces {input.faces} --personas {input.personas}"
+            " --embedder {params.embedder} --identity-threshold {params.threshold}"
+            " --min-images {params.min_images} {params.flags}"
+            " --out-faces {output.faces} --out-report {output.report} > {log} 2>&1",
+        )

@@ -19,7 +19,10 @@ rule personas:
         domains=config["personas"]["email_domains"],
         seed=config["seed"],
     shell:
-        "salmu personas --n-identities {params.n} --locales {params.locales}"
-        " --locales-table {params.locales_table} --email-domains {params.domains}"
-        " --seed {params.seed} --out-parquet {output.parquet} --out-metadata {output.metadata}"
-        " > {log} 2>&1"
+        recorded(
+            "personas",
+            "salmu personas --n-identities {params.n} --locales {params.locales}"
+            " --locales-table {params.locales_table} --email-domains {params.domains}"
+            " --seed {params.seed} --out-parquet {output.parquet} --out-metadata {output.metadata}"
+            " > {log} 2>&1",
+        )

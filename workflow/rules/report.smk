@@ -22,7 +22,10 @@ rule results_table:
     params:
         prefix=subpath(output.parquet, strip_suffix=".parquet"),
     shell:
-        "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1"
+        recorded(
+            "results_table",
+            "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1",
+        )
 
 
 rule plots:
@@ -52,4 +55,7 @@ rule plots:
     params:
         out_dir=plots_dir,
     shell:
-        "salmu plots --table {input} --out-dir {params.out_dir} > {log} 2>&1"
+        recorded(
+            "plots",
+            "salmu plots --table {input} --out-dir {params.out_dir} > {log} 2>&1",
+        )

@@ -20,10 +20,13 @@ rule retain:
         quality=config["retain"]["jpeg_quality"],
         seed=config["seed"],
     shell:
-        "salmu retain --backend {params.backend} --n-pairs {params.n} --size {params.size}"
-        " --genknow-images-per-class {params.per_class} --jpeg-quality {params.quality}"
-        " --seed {params.seed} --out-pairs {output.pairs} --out-genknow {output.genknow}"
-        " > {log} 2>&1"
+        recorded(
+            "retain",
+            "salmu retain --backend {params.backend} --n-pairs {params.n} --size {params.size}"
+            " --genknow-images-per-class {params.per_class} --jpeg-quality {params.quality}"
+            " --seed {params.seed} --out-pairs {output.pairs} --out-genknow {output.genknow}"
+            " > {log} 2>&1",
+        )
 
 
 rule commonpool:
@@ -46,5 +49,8 @@ rule commonpool:
         work_dir="results/{run}/downloads/commonpool",
         flags=commonpool_flags(config["retain"]["commonpool"]),
     shell:
-        "salmu commonpool --out-dir {output} --work-dir {params.work_dir}"
-        " --exclude-sha256 {input.sensitive} {params.flags} > {log} 2>&1"
+        recorded(
+            "commonpool",
+            "salmu commonpool --out-dir {output} --work-dir {params.work_dir}"
+            " --exclude-sha256 {input.sensitive} {params.flags} > {log} 2>&1",
+        )

@@ -21,9 +21,12 @@ rule shards:
             f"--generic-captions {input.generic}" if input.generic else ""
         ),
     shell:
-        "salmu shards --inputs {input.parquets} --out-dir {output}"
-        " --samples-per-shard {params.per_shard} --seed {params.seed} {params.generic}"
-        " > {log} 2>&1"
+        recorded(
+            "shards",
+            "salmu shards --inputs {input.parquets} --out-dir {output}"
+            " --samples-per-shard {params.per_shard} --seed {params.seed} {params.generic}"
+            " > {log} 2>&1",
+        )
 
 
 rule leakcheck_clean:
@@ -43,5 +46,32 @@ rule leakcheck_clean:
         mem_mb=1000,
         runtime=10,
     shell:
-        "salmu leakcheck --train {input.train} --forbidden {input.forbidden}"
-        " --out {output} > {log} 2>&1"
+        recorded(
+            "leakcheck_clean",
+            "salmu leakcheck --train {input.train} --forbidden {input.forbidden}"
+            " --out {output} > {log} 2>&1",
+        )
+
+
+rule leakcheck_unlearn:
+    input:
+        train=unlearning_shard_dirs,
+        forbidden=holdout_splits,
+    output:
+        "results/{run}/audits/unlearning_has_no_holdout.json",
+    log:
+        "results/{run}/logs/leakcheck_unlearn.log",
+    benchmark:
+        "results/{run}/benchmarks/leakcheck_unlearn.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        recorded(
+            "leakcheck_unlearn",
+            "salmu leakcheck --train {input.train} --forbidden {input.forbidden}"
+            " --out {output} > {log} 2>&1",
+        )

@@ -23,10 +23,13 @@ rule splits:
         seed=config["seed"],
         out_dir=benchmark_dir,
     shell:
-        "salmu splits --faces {input.faces} --captions {input.captions}"
-        " --identities {input.identities} --holdout-identity-fraction {params.holdout}"
-        " --partial-forget-fraction {params.partial} --fragile-fraction {params.fragile}"
-        " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+        recorded(
+            "splits",
+            "salmu splits --faces {input.faces} --captions {input.captions}"
+            " --identities {input.identities} --holdout-identity-fraction {params.holdout}"
+            " --partial-forget-fraction {params.partial} --fragile-fraction {params.fragile}"
+            " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1",
+        )
 
 
 rule resolved_config:
@@ -43,9 +46,9 @@ rule resolved_config:
     params:
         config=config_part,
     run:
-        from salmu.io import write_json
+        from salmu.provenance import write_recorded_json
 
-        write_json(params.config, output[0])
+        write_recorded_json(params.config, output[0], rule)
 
 
 rule dataset_card:
@@ -69,5 +72,8 @@ rule dataset_card:
     params:
         benchmark_dir=benchmark_dir,
     shell:
-        "salmu card --benchmark {params.benchmark_dir} --config {input.config}"
-        " --face-report {input.face_report} --out {output} > {log} 2>&1"
+        recorded(
+            "dataset_card",
+            "salmu card --benchmark {params.benchmark_dir} --config {input.config}"
+            " --face-report {input.face_report} --out {output} > {log} 2>&1",
+        )

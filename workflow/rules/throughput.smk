@@ -37,10 +37,13 @@ rule throughput:
         quality=config["faces"]["jpeg_quality"],
         seed=config["seed"],
     shell:
-        "salmu throughput --model-dir {input.model_dir} --train-batch-size {params.batch_size}"
-        " --encode-batch-size {params.encode_batch_size} --precision {params.precision}"
-        " --train-device {params.device} {params.checkpointing} --threads {threads}"
-        " --warmup-steps 3 --timed-steps 10 --personas {input.personas} --identities 2"
-        " --images-per-identity {params.images} --backend {params.backend} {params.backend_flags}"
-        " --size {params.size} --aspect-range {params.aspect} --jpeg-quality {params.quality}"
-        " --seed {params.seed} --out {output} > {log} 2>&1"
+        recorded(
+            "throughput",
+            "salmu throughput --model-dir {input.model_dir} --train-batch-size {params.batch_size}"
+            " --encode-batch-size {params.encode_batch_size} --precision {params.precision}"
+            " --train-device {params.device} {params.checkpointing} --threads {threads}"
+            " --warmup-steps 3 --timed-steps 10 --personas {input.personas} --identities 2"
+            " --images-per-identity {params.images} --backend {params.backend} {params.backend_flags}"
+            " --size {params.size} --aspect-range {params.aspect} --jpeg-quality {params.quality}"
+            " --seed {params.seed} --out {output} > {log} 2>&1",
+        )

@@ -30,9 +30,12 @@ rule train:
         open_clip_args=" ".join(config["train"]["open_clip_args"]),
         seed=config["seed"],
     shell:
-        "salmu train --model-dir {input.model_dir} --train-data {input.shards} {params.upsampling}"
-        " --logs-dir {params.logs_dir} --out {output} --epochs {params.epochs}"
-        " --batch-size {params.batch_size} --lr {params.lr} --warmup {params.warmup}"
-        " --wd {params.wd} --precision {params.precision} --workers {params.workers}"
-        " --device {params.device} --seed {params.seed} --threads {threads}"
-        " --launcher '{params.launcher}' -- {params.open_clip_args} > {log} 2>&1"
+        recorded(
+            "train",
+            "salmu train --model-dir {input.model_dir} --train-data {input.shards} {params.upsampling}"
+            " --logs-dir {params.logs_dir} --out {output} --epochs {params.epochs}"
+            " --batch-size {params.batch_size} --lr {params.lr} --warmup {params.warmup}"
+            " --wd {params.wd} --precision {params.precision} --workers {params.workers}"
+            " --device {params.device} --seed {params.seed} --threads {threads}"
+            " --launcher '{params.launcher}' -- {params.open_clip_args} > {log} 2>&1",
+        )

@@ -4,6 +4,8 @@ rule unlearn:
         forget="results/{run}/shards/forget",
         retain=retain_shard_dirs,
         model_dir=config["train"]["model_dir"],
+        # Fails the workflow, before any unlearning, if a holdout sample reached these inputs.
+        audit="results/{run}/audits/unlearning_has_no_holdout.json",
     output:
         checkpoint="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/checkpoint.pt",
         report="results/{run}/models/unlearned/{method}/x{budget}/seed{seed}/unlearn.json",
@@ -28,11 +30,14 @@ rule unlearn:
         grad_clip=config["unlearn"]["grad_clip"],
         device=config["unlearn"]["device"],
     shell:
-        "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
-        " --seed {wildcards.seed} --model-dir {input.model_dir}"
-        " --checkpoint {input.compromised} --forget-shards {input.forget}"
-        " --retain-shards {input.retain} {params.retain_samples}"
-        " --batch-size {params.batch_size} --lr {params.lr} --wd {params.wd}"
-        " --grad-clip {params.grad_clip} --precision {params.precision} {params.flags}"
-        " --device {params.device} --threads {threads}"
-        " --out {output.checkpoint} --report {output.report} > {log} 2>&1"
+        recorded(
+            "unlearn",
+            "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
+            " --seed {wildcards.seed} --model-dir {input.model_dir}"
+            " --checkpoint {input.compromised} --forget-shards {input.forget}"
+            " --retain-shards {input.retain} {params.retain_samples}"
+            " --batch-size {params.batch_size} --lr {params.lr} --wd {params.wd}"
+            " --grad-clip {params.grad_clip} --precision {params.precision} {params.flags}"
+            " --device {params.device} --threads {threads}"
+            " --out {output.checkpoint} --report {output.report} > {log} 2>&1",
+        )

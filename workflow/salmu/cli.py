@@ -26,6 +26,8 @@ STAGES = {
     "evaluate": ("salmu.evaluate.run", "evaluate one checkpoint on the benchmark"),
     "table": ("salmu.table", "collect evaluations into the results table"),
     "plots": ("salmu.plots", "forgetting-vs-utility trade-off plots from the results table"),
+    "record": ("salmu.provenance", "run one stage and write its provenance record"),
+    "audit": ("salmu.audit", "the lineage of a result file, with anything stale flagged"),
     "plan": ("salmu.plan", "jobs and projected device-hours of a tier, before running it"),
     "throughput": ("salmu.throughput", "measure train / encode / face throughput of this machine"),
 }

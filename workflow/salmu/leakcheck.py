@@ -1,23 +1,38 @@
 """Check by content that a training set holds none of a forbidden set's samples.
 
-Used before training the Clean model: its shards must contain no sensitive sample, compared by
-sample key *and* image sha256 (a re-encoded or renamed copy still matches one of the two).
+Used before training the Clean model (its shards must contain no sensitive sample) and before
+unlearning (the forget and retain data a method sees must contain no holdout sample), comparing by
+sample key *and* image sha256 (a renamed copy still matches one of the two). A forbidden set is a
+shard directory or a split parquet in the released layout.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+from collections.abc import Iterator
 
-from salmu.io import write_json
-from salmu.shards import read_manifest
+from salmu.io import read_parquet, write_json
+from salmu.shards import image_bytes_column, read_manifest, sample_key
+
+
+def forbidden_samples(source: str) -> Iterator[tuple[str, str]]:
+    """(key, image sha256) of every sample of a shard directory or a split parquet."""
+    if source.endswith(".parquet"):
+        frame = read_parquet(source, ["file_name", "image"])
+        for name, image in zip(frame["file_name"], image_bytes_column(frame), strict=True):
+            yield sample_key(name), hashlib.sha256(image).hexdigest()
+    else:
+        for sample in read_manifest(source)["samples"]:
+            yield sample["key"], sample["sha256"]
 
 
 def find_leaks(train_dirs: list[str], forbidden_dirs: list[str]) -> dict:
     forbidden_keys, forbidden_hashes = set(), set()
-    for shard_dir in forbidden_dirs:
-        for sample in read_manifest(shard_dir)["samples"]:
-            forbidden_keys.add(sample["key"])
-            forbidden_hashes.add(sample["sha256"])
+    for source in forbidden_dirs:
+        for key, sha in forbidden_samples(source):
+            forbidden_keys.add(key)
+            forbidden_hashes.add(sha)
     leaks, checked = [], 0
     for shard_dir in train_dirs:
         for sample in read_manifest(shard_dir)["samples"]:
@@ -36,7 +51,10 @@ def find_leaks(train_dirs: list[str], forbidden_dirs: list[str]) -> dict:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", nargs="+", required=True, help="shard dirs a model trains on")
     parser.add_argument(
-        "--forbidden", nargs="+", required=True, help="shard dirs it must not contain"
+        "--forbidden",
+        nargs="+",
+        required=True,
+        help="shard dirs or split parquets it must not contain",
     )
     parser.add_argument("--out", required=True)
 

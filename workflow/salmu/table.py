@@ -7,7 +7,8 @@ Columns: ``state, method, budget, seed, checkpoint``, the metrics (``METRIC_COLU
 bootstrap confidence intervals ``<metric>_ci_low`` / ``<metric>_ci_high`` for ``CI_COLUMNS`` (NaN
 when an evaluation JSON has none, e.g. ``salmu evaluate --bootstrap 0`` or an official reference
 JSON), and ``diagnosis``: the failure mode of each unlearned model relative to the Clean and
-Compromised rows (``salmu.diagnose``; "reference" on those two rows, null when one is missing).
+Compromised rows (``salmu.diagnose``; "reference" on those two rows, null when one is missing), and
+``lineage``: the checkpoint's provenance record (``salmu audit <checkpoint>`` prints its lineage).
 The markdown shows the metrics and the diagnosis, then the numbers behind each diagnosis.
 """
 
@@ -23,6 +24,7 @@ import polars as pl
 from salmu import diagnose
 from salmu.evaluate.layout import METRIC_COLUMNS, ci_column_names, flatten, flatten_ci
 from salmu.io import read_json, write_parquet
+from salmu.provenance import record_path
 
 STATE_PATTERN = re.compile(r"^unlearned/(?P<method>[^/]+)/x(?P<budget>[^/]+)/seed(?P<seed>\d+)$")
 BASE_ORDER = {"clean": 0, "compromised": 1}
@@ -86,7 +88,10 @@ def build_table(
         for r in table.iter_rows(named=True)
     ]
     table = table[sorted(range(table.height), key=order.__getitem__)]
-    return table.with_columns(diagnose.diagnosis_labels(table, thresholds))
+    lineage = [str(record_path(c)) if c else None for c in table["checkpoint"]]
+    return table.with_columns(diagnose.diagnosis_labels(table, thresholds)).with_columns(
+        pl.Series("lineage", lineage, dtype=pl.String)
+    )
 
 
 def _cell(value) -> str:
