@@ -334,3 +334,30 @@ def test_evaluate_accepts_safetensors_checkpoints_and_hf_hub_models(tmp_path, mo
     assert main(args) == 2  # before the benchmark is read: no distractor warning
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "hf-hub:nobody/missing" in err and "local copy" in err
+
+
+def test_a_corrupt_benchmark_image_is_a_clear_error_naming_it(setup, tmp_path, capsys):
+    """Evaluation does not skip: a missing image would change what the metrics measure."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, _ = setup
+    bench = tmp_path / "bench"
+    shutil.copytree(root / "bench", bench)
+    path = sorted((bench / "data").glob("forget-*.parquet"))[0]
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    if isinstance(rows[0]["image"], dict):
+        rows[0]["image"]["bytes"] = b"\xff\xd8 garbage"
+    else:
+        rows[0]["image"] = b"\xff\xd8 garbage"
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    args = evaluate_args(root, "corrupt.json")
+    args[args.index("--benchmark") + 1] = str(bench)
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"split forget: {rows[0]['file_name']}: image bytes do not decode" in err
+    assert not (root / "corrupt.json").exists()

@@ -58,7 +58,7 @@ from pathlib import Path
 import polars as pl
 
 from salmu.io import read_json, read_parquet, write_json, write_parquet
-from salmu.shards import MANIFEST, read_manifest
+from salmu.shards import BYTES, MANIFEST, read_manifest
 
 REQUIRED_COLUMNS = ["uid", "url", "text"]
 BBOX_COLUMN = "face_bboxes"
@@ -387,14 +387,15 @@ def publish(out_dir: Path, shards: list[dict], report: dict) -> dict:
             stale.unlink()
     write_json(report, out_dir / REPORT)
     if not kept:
-        for name in ("sizes.json", MANIFEST):
+        for name in ("sizes.json", BYTES, MANIFEST):
             (out_dir / name).unlink(missing_ok=True)
         raise ValueError(f"{out_dir}: no sample was downloaded; see {out_dir / REPORT}")
-    samples, shard_hashes = [], {}
+    samples, shard_hashes, shard_bytes = [], {}, {}
     for shard in kept:
         target = out_dir / shard["name"]
         publish_shard(shard["source"], target, shard["dropped"])
         shard_hashes[shard["name"]] = file_sha256(target)
+        shard_bytes[shard["name"]] = target.stat().st_size
         samples.extend({**s, "shard": shard["name"]} for s in shard["samples"])
     manifest = {
         "num_samples": len(samples),
@@ -403,6 +404,7 @@ def publish(out_dir: Path, shards: list[dict], report: dict) -> dict:
         "samples": samples,
     }
     write_json({s["name"]: len(s["samples"]) for s in kept}, out_dir / "sizes.json")
+    write_json(shard_bytes, out_dir / BYTES)
     write_json(manifest, out_dir / MANIFEST)
     return manifest
 

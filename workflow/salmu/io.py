@@ -82,3 +82,14 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
 
 def open_image(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def decode_image(data: bytes) -> Image.Image | None:
+    """The decoded RGB image, or None when the bytes are not a readable image (corrupt, truncated,
+    not an image): callers count and skip those instead of crashing deep in a loader."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None

@@ -14,15 +14,18 @@ import argparse
 import hashlib
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
 import polars as pl
 
-from salmu.io import read_json, read_parquet, write_json
+from salmu.io import decode_image, read_json, read_parquet, write_json
 from salmu.seeding import stream
 
 MANIFEST = "manifest.json"
+# Byte size of every tar, to tell a truncated shard at a glance.
+BYTES = "bytes.json"
 
 
 def sample_key(file_name: str) -> str:
@@ -90,9 +93,12 @@ def write_shards(
         raise ValueError(f"{out_dir}: no samples to shard")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rows, corrupt = drop_undecodable(rows)
+    if rows.height == 0:
+        raise ValueError(f"{out_dir}: no decodable image among the samples")
     order = stream(seed, "shards").permutation(rows.height)
     rows = rows[order.tolist()]
-    samples, sizes, shard_hashes = [], {}, {}
+    samples, sizes, shard_hashes, shard_bytes = [], {}, {}, {}
     for shard_index, start in enumerate(range(0, rows.height, samples_per_shard)):
         shard_name = f"{shard_index:05d}.tar"
         chunk = rows.slice(start, samples_per_shard)
@@ -116,17 +122,59 @@ def write_shards(
                     }
                 )
         shard_hashes[shard_name] = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        shard_bytes[shard_name] = tmp.stat().st_size
         tmp.replace(out_dir / shard_name)
         sizes[shard_name] = chunk.height
     manifest = {
         "num_samples": rows.height,
         "shards": sorted(sizes),
         "shard_sha256": shard_hashes,
+        "skipped_corrupt": corrupt,
         "samples": samples,
     }
     write_json(sizes, out_dir / "sizes.json")
+    write_json(shard_bytes, out_dir / BYTES)
     write_json(manifest, out_dir / MANIFEST)
     return manifest
+
+
+def drop_undecodable(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Rows whose image bytes do not decode are counted, warned about and left out."""
+    bad = [name for name, image in zip(rows["file_name"], rows["image"]) if not decode_image(image)]
+    if bad:
+        print(
+            f"warning: skipped {len(bad)} samples whose image does not decode, e.g. {bad[:3]}",
+            file=sys.stderr,
+        )
+        rows = rows.filter(~pl.col("file_name").is_in(bad))
+    return rows, bad
+
+
+def verify_shards(shard_dir: str | Path) -> None:
+    """Every shard is present and whole: a clear error naming the shard, rather than a webdataset
+    worker that silently drops the rest of a truncated tar. Reads the small ``sizes.json`` and
+    ``bytes.json`` only (the manifest lists every sample: too large at paper scale); a directory
+    without ``bytes.json`` has each tar walked instead."""
+    shard_dir = Path(shard_dir)
+    names = sorted(read_json(shard_dir / "sizes.json"))
+    expected = read_json(shard_dir / BYTES) if (shard_dir / BYTES).is_file() else {}
+    for name in names:
+        path = shard_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: shard listed in sizes.json is missing")
+        size = path.stat().st_size
+        if name in expected and size != expected[name]:
+            raise ValueError(
+                f"{path}: truncated or altered shard ({size} bytes, {BYTES} says "
+                f"{expected[name]}); rebuild its directory"
+            )
+        if name not in expected:
+            try:
+                with tarfile.open(path) as tar:
+                    for _ in tar:
+                        pass
+            except (tarfile.TarError, EOFError) as err:
+                raise ValueError(f"{path}: unreadable tar shard ({err})") from None
 
 
 def read_manifest(shard_dir: str | Path) -> dict:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from salmu.io import open_image, write_json
+from salmu.io import decode_image, write_json
 from salmu.seeding import derive_seed
 
 if TYPE_CHECKING:
@@ -126,17 +126,24 @@ class Encoder:
 
         return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)
 
-    def encode_image_batch(self, jpegs: list[bytes]) -> np.ndarray:
+    def encode_image_batch(self, jpegs: list[bytes], names: list[str] | None = None) -> np.ndarray:
+        """Embeddings of one batch. An image that does not decode is an error naming it: skipping
+        it would silently change what the metrics measure (training data skips and counts)."""
         import torch
 
         model = self._ensure_model()
         start = time.perf_counter()
+        names = names or [f"item {i}" for i in range(len(jpegs))]
 
-        def prep(data: bytes):
-            return self._preprocess(open_image(data))
+        def prep(item: tuple[str, bytes]):
+            image = decode_image(item[1])
+            if image is None:
+                raise ValueError(f"{item[0]}: image bytes do not decode (corrupt benchmark copy?)")
+            return self._preprocess(image)
 
         # JPEG decode + resize dominate on CPU; PIL releases the GIL, so threads help.
-        tensors = list(self._pool.map(prep, jpegs)) if self._pool else [prep(b) for b in jpegs]
+        items = list(zip(names, jpegs, strict=True))
+        tensors = list(self._pool.map(prep, items)) if self._pool else [prep(i) for i in items]
         with self._context():
             out = self._finish(model.encode_image(torch.stack(tensors).to(self.device)))
         self.stats.image_batches += 1
@@ -222,7 +229,7 @@ class EmbeddingCache:
             return cached["emb"]
         chunks, seen = [], []
         for names, jpegs in batches():
-            chunks.append(encoder.encode_image_batch(jpegs))
+            chunks.append(encoder.encode_image_batch(jpegs, [f"split {name}: {n}" for n in names]))
             seen.extend(names)
         if seen != file_names:
             raise ValueError(f"{name}: image rows do not match the table rows (file_name order)")

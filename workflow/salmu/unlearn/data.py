@@ -8,16 +8,16 @@ a 400M-pair retain set is never read in full.
 
 from __future__ import annotations
 
-import io
 import json
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from salmu.io import decode_image
 from salmu.shards import shard_urls
 from salmu.unlearn.base import Batch
 
@@ -27,6 +27,7 @@ class Sample:
     image: bytes
     text: str
     generic_text: str | None = None
+    key: str = ""  # the sample's key in its shard, for messages
 
 
 def _read_shard(url: str) -> list[Sample]:
@@ -42,7 +43,7 @@ def _read_shard(url: str) -> list[Sample]:
             meta = {}
             if key + ".json" in members:
                 meta = json.loads(tar.extractfile(members[key + ".json"]).read())
-            samples.append(Sample(image, text, meta.get("generic_text")))
+            samples.append(Sample(image, text, meta.get("generic_text"), f"{url}:{key}"))
     return samples
 
 
@@ -79,20 +80,33 @@ class SampleBank:
         self.rng = np.random.default_rng(seed)
         self._order: list[int] = []
         self.has_generic = all(s.generic_text is not None for s in samples)
+        # Indices whose image bytes do not decode: skipped (and counted) from then on.
+        self.corrupt: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def next_batch(self, size: int) -> Batch:
-        indices = []
-        while len(indices) < min(size, len(self)):
+        chosen, images = [], []
+        while len(chosen) < min(size, len(self) - len(self.corrupt)):
             if not self._order:
                 self._order = self.rng.permutation(len(self)).tolist()
-            indices.append(self._order.pop())
-        chosen = [self.samples[i] for i in indices]
-        images = torch.stack(
-            [self.preprocess(Image.open(io.BytesIO(s.image)).convert("RGB")) for s in chosen]
-        )
+            index = self._order.pop()
+            if index in self.corrupt:
+                continue
+            image = decode_image(self.samples[index].image)
+            if image is None:
+                self.corrupt.add(index)
+                print(
+                    f"warning: skipping {self.samples[index].key}: its image does not decode",
+                    file=sys.stderr,
+                )
+                continue
+            chosen.append(self.samples[index])
+            images.append(self.preprocess(image))
+        if not chosen:
+            raise ValueError("no sample with a decodable image left in this data source")
+        images = torch.stack(images)
         generic = self.tokenizer([s.generic_text for s in chosen]) if self.has_generic else None
         return Batch(
             images.to(self.device),

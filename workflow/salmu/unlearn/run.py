@@ -93,6 +93,8 @@ def unlearn(args: argparse.Namespace) -> dict:
         "device": device,
         "hyperparameters": hyperparameters,
         "method_report": session.report,
+        # Samples whose image bytes did not decode: skipped with a warning, counted here.
+        "corrupt_images_skipped": len(forget.corrupt) + len(retain.corrupt),
         "loss_first": session.losses[0] if session.losses else None,
         "loss_last": session.losses[-1] if session.losses else None,
         "seconds": round(time.time() - start, 3),
