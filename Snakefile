@@ -42,3 +42,4 @@ rule all:
         f"results/{config['run']}/benchmark/README.md",
         f"results/{config['run']}/plots/retfail_vs_genknow.png",
         f"results/{config['run']}/config.resolved.json",
+        f"results/{config['run']}/provenance.html",

@@ -25,6 +25,11 @@ OVERLAYS = {
         {"retain": {"backend": "commonpool"}},
         "retain.commonpool.metadata",
     ),
+    "missing model folder": ({"train": {"model_dir": "resources/models/nope"}}, "train.model_dir"),
+    "missing ImageNet path": (
+        {"evaluate": {"imagenet_path": "/nowhere/imagenet"}},
+        "evaluate.imagenet_path",
+    ),
     "clip filter without a model": (
         {"faces": {"filter": {"embedder": "clip"}}},
         "faces.filter.clip_model",

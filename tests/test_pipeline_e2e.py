@@ -92,7 +92,8 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     assert counts["unlearn"] == methods + 1 and counts["evaluate"] == methods + 1
     assert counts["resolved_config"] == 1 and "dataset_card" not in counts
     assert set(counts) == {
-        *("unlearn", "evaluate", "results_table", "plots", "resolved_config", "all", "total")
+        *("unlearn", "evaluate", "results_table", "plots", "resolved_config"),
+        *("provenance_summary", "all", "total"),
     }
 
 
@@ -105,7 +106,10 @@ def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
     fan_out = len(builtin_methods())  # every method at the overlay's one budget and seed
     assert counts["train"] == 1 and counts["unlearn"] == fan_out
     assert counts["evaluate"] == fan_out + 1
-    assert set(counts) == {"train", "unlearn", "evaluate", "results_table", "plots", "all", "total"}
+    assert set(counts) == {
+        *("train", "unlearn", "evaluate", "results_table", "plots", "provenance_summary"),
+        *("all", "total"),
+    }
 
 
 def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
@@ -117,7 +121,8 @@ def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
     counts = job_counts(result.stdout)
     assert counts["evaluate"] == len(builtin_methods()) + 2
     assert set(counts) == {
-        *("evaluate", "results_table", "plots", "resolved_config", "all", "total")
+        *("evaluate", "results_table", "plots", "resolved_config", "provenance_summary"),
+        *("all", "total"),
     }
 
 
@@ -285,6 +290,9 @@ def test_confidence_intervals_diagnosis_plots_and_html_report(tiny_run, tmp_path
     snakemake("--report", str(report), *OVERLAY, *CONFIG)
     html = report.read_text(errors="replace")
     assert "benchmark.csv" in html and "retfail_vs_genknow" in html
+    assert "provenance.html" in html  # the provenance summary is in the report too
+    summary = (RESULTS / "provenance.html").read_text()
+    assert "<td>train</td>" in summary and "<td>unlearn</td>" in summary
 
 
 def test_plan_of_a_finished_run_reads_its_shards_and_benchmarks(tiny_run, tmp_path):

@@ -93,6 +93,46 @@ def check_required_models(config):
 check_required_models(config)
 
 
+def check_local_paths(config):
+    """Local files and folders named in the config must exist: fail before any job, naming the key
+    (model ids that may be hub ids are checked by their stage, which names the key too).
+    """
+    expected = [
+        ("train.model_dir", config["train"]["model_dir"], "an open_clip model folder"),
+        (
+            "personas.locales_table",
+            config["personas"]["locales_table"],
+            "the locale table",
+        ),
+        (
+            "captions.templates",
+            config["captions"]["templates"],
+            "the caption templates",
+        ),
+        (
+            "evaluate.imagenet_path",
+            config["evaluate"]["imagenet_path"],
+            "ImageNet val folders",
+        ),
+        (
+            "retain.commonpool.uids",
+            config["retain"]["commonpool"]["uids"],
+            "a uid list",
+        ),
+    ]
+    for key, value, what in expected:
+        if value is not None and not Path(value).exists():
+            raise ValueError(
+                f"config key {key}: {value} does not exist (expected {what})"
+            )
+    model_config = Path(config["train"]["model_dir"], "open_clip_config.json")
+    if not model_config.is_file():
+        raise ValueError(f"config key train.model_dir: {model_config} is missing")
+
+
+check_local_paths(config)
+
+
 def shell_flags(pairs):
     """'--flag value' for every (flag, value) whose value is set, quoted for the shell."""
     return " ".join(

@@ -28,6 +28,7 @@ STAGES = {
     "plots": ("salmu.plots", "forgetting-vs-utility trade-off plots from the results table"),
     "record": ("salmu.provenance", "run one stage and write its provenance record"),
     "audit": ("salmu.audit", "the lineage of a result file, with anything stale flagged"),
+    "provenance-summary": ("salmu.provenance_summary", "HTML table of a run's job records"),
     "plan": ("salmu.plan", "jobs and projected device-hours of a tier, before running it"),
     "throughput": ("salmu.throughput", "measure train / encode / face throughput of this machine"),
 }
