@@ -15,6 +15,7 @@ from helpers import ROOT
 
 PAPER = "resources/tiers/paper.yaml"
 THROUGHPUT = {
+    "device": "cuda",
     "device_name": "a GPU",
     "measured_at": "today",
     "train": {"samples_per_s": 1000.0, "mfu": 0.4},
@@ -108,3 +109,6 @@ def test_without_throughput_the_plan_says_how_to_measure_it():
     assert "results/paper/throughput.json not found" in text
     assert f"--configfile {PAPER} results/paper/throughput.json" in text
     assert "no hours projected" in text
+    cpu = {**THROUGHPUT, "device": "cpu"}
+    text = render(config, [PAPER], sizes, cpu, Path("t.json"), list(paper_rows(cpu)[2].values()))
+    assert "warning: the throughput was measured on a CPU but this tier runs on GPUs" in text

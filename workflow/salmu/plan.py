@@ -352,7 +352,7 @@ def render(config, configfiles, sizes, throughput, throughput_path, rows) -> str
             + (f", faces {faces['images_per_s']:.4g} images/s" if faces else "")
         )
     on_gpu = any(row.device == "gpu" for row in rows)
-    if throughput is not None and throughput["device"] == "cpu" and on_gpu:
+    if throughput is not None and throughput.get("device") == "cpu" and on_gpu:
         lines.append(
             "warning: the throughput was measured on a CPU but this tier runs on GPUs: "
             "measure it on the tier's hardware"
