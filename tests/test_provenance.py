@@ -103,6 +103,7 @@ def test_audit_walks_down_to_the_persona_seed(recorded_run, capsys):
     audit(FACES)
     text = capsys.readouterr().out
     assert "personas" in text and "--seed=7" in text
+    assert audit(str(recorded_run / FACES)) == 0  # an absolute path finds the same record
     assert f"source: --locales-table {LOCALES}" in text
 
 

@@ -163,6 +163,9 @@ def run(args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if path.is_absolute() and path.resolve().is_relative_to(Path.cwd()):
+        # Records are keyed by the workflow-relative paths the jobs were given.
+        path = path.resolve().relative_to(Path.cwd())
     if find_record(path) is None:
         raise ValueError(
             f"{path}: no provenance record at {record_path(path)} (nor for a directory holding "
