@@ -170,18 +170,14 @@ def store_resolved_config(config: dict, directory: str | Path) -> str:
     return str(path)
 
 
-def store_config(config_file: str | None, records_root: Path) -> tuple[dict | None, str | None]:
-    """Copy the job's resolved config into the run's records, once per content."""
+def job_config() -> dict | None:
+    """The resolved config the workflow exported for this job (None outside the workflow)."""
+    config_file = os.environ.get(CONFIG_ENV)
     if not config_file:
-        return None, None
+        return None
     if not Path(config_file).is_file():
         raise FileNotFoundError(f"{config_file}: the resolved config named by ${CONFIG_ENV}")
-    config = json.loads(Path(config_file).read_text())
-    text, sha = canonical_config(config)
-    path = records_root / "configs" / f"{sha}.json"
-    if not path.is_file():
-        write_atomically(path, text)
-    return config, sha
+    return json.loads(Path(config_file).read_text())
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -206,7 +202,9 @@ def build_record(
     records_root = record_path(outputs[0]).parent
     while records_root.name not in ("provenance", ".provenance") and records_root.parts:
         records_root = records_root.parent
-    config, config_sha = store_config(os.environ.get(CONFIG_ENV), records_root)
+    config = job_config()
+    # A copy in the run's records, once per content: the run stays auditable on its own.
+    config_file = store_resolved_config(config, records_root / "configs") if config else None
     return {
         "format": FORMAT,
         "rule": rule,
@@ -214,8 +212,8 @@ def build_record(
         "cwd": os.getcwd(),
         "inputs": {path: fingerprint(path) for path in inputs},
         "outputs": {path: fingerprint(path) for path in outputs},
-        "config_sha256": config_sha,
-        "config_file": str(records_root / "configs" / f"{config_sha}.json") if config_sha else None,
+        "config_sha256": canonical_config(config)[1] if config else None,
+        "config_file": config_file,
         "seeds": seeds(command, config),
         "code": code_state(),
         "environment": {"python": platform.python_version(), "packages": package_versions()},
