@@ -54,7 +54,7 @@ def train(tmp_path, epochs):
     )
 
 
-def test_train_resumes_and_restarts_on_changed_arguments(tmp_path):
+def test_train_restarts_on_changed_data_or_arguments(tmp_path):
     make_shards(tmp_path)
     assert train(tmp_path, 1) == 0
     checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
@@ -63,12 +63,9 @@ def test_train_resumes_and_restarts_on_changed_arguments(tmp_path):
     log = (tmp_path / "run" / "run" / "out.log").read_text()
     assert "Train Epoch: 0" in log
 
-    # Same command, same data: open_clip_train resumes from epoch_latest.pt and trains no more.
-    first = weights(tmp_path / "model.pt")
-    assert train(tmp_path, 1) == 0
-    assert same_weights(weights(tmp_path / "model.pt"), first)
-
+    # Same command, same data: the run is resumed (tests/test_faults.py kills one to check).
     # Same command and paths but new shard content: the stale run must not be resumed.
+    first = weights(tmp_path / "model.pt")
     make_shards(tmp_path, caption="another caption")
     assert train(tmp_path, 1) == 0
     assert not same_weights(weights(tmp_path / "model.pt"), first)
