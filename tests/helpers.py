@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from salmu.plan import job_stats
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,10 +31,5 @@ def snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def job_counts(stdout: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's job-stats table."""
-    counts = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
+    """Rule -> job count from Snakemake's job-stats table (the workflow's own parser)."""
+    return job_stats(stdout)

@@ -58,11 +58,20 @@ class Node:
     seen: bool = False  # already printed higher up
 
 
-def stale_flags(path: str, record: dict, current_code: dict) -> list[str]:
-    flags = []
+def modified_since_recorded(path: str, record: dict) -> bool:
     recorded = record["outputs"].get(path)
-    if recorded and fingerprint(path).get("sha256") != recorded.get("sha256"):
-        flags.append("modified since recorded")
+    return bool(recorded) and fingerprint(path).get("sha256") != recorded.get("sha256")
+
+
+def stale_flags(path: str, record: dict, current_code: dict) -> list[str]:
+    """Flags of one output: changed since its record, plus its job's flags."""
+    modified = ["modified since recorded"] if modified_since_recorded(path, record) else []
+    return modified + job_flags(record, current_code)
+
+
+def job_flags(record: dict, current_code: dict) -> list[str]:
+    """What changed under a job since it ran: its inputs, the code; or a dirty tree then."""
+    flags = []
     for name, was in record["inputs"].items():
         now = fingerprint(name)
         if now.get("sha256") != was.get("sha256"):
@@ -136,8 +145,6 @@ def render(node: Node, prefix: str = "", last: bool = True, top: bool = True) ->
 
 def all_flags(node: Node) -> list[tuple[str, str]]:
     flags = [(node.path, flag) for flag in node.flags]
-    if node.record is None and not node.flags:
-        pass  # a source file (config, resources): nothing to vouch for
     for child in node.children:
         flags += all_flags(child)
     return flags

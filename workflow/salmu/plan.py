@@ -69,16 +69,23 @@ def dry_run_jobs(root: Path, configfiles: list[str], snakemake_args: list[str]) 
     )
     if result.returncode != 0:
         raise ValueError(f"snakemake dry run failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    jobs = job_stats(result.stdout)
+    jobs.pop("total", None)
+    return jobs
+
+
+def job_stats(stdout: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's job-stats table (its ``total`` row included)."""
     counts: dict[str, int] = {}
     in_table = False
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         parts = line.split()
         if parts[:2] == ["job", "count"]:
             in_table = True
-        elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-        elif in_table and parts and parts[0] == "total":
-            break
+            if parts[0] == "total":
+                break
     return counts
 
 

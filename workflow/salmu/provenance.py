@@ -56,14 +56,23 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def record_path(output: str | Path) -> Path:
-    """Where the record of ``output`` lives: under its run's provenance directory."""
+def in_run(path: Path) -> bool:
+    return len(path.parts) > 2 and path.parts[0] == "results"
+
+
+def records_root(output: str | Path) -> Path:
+    """The provenance directory of ``output``: its run's, or (outputs given by hand) one beside it."""
     path = Path(output)
-    parts = path.parts
-    if len(parts) > 2 and parts[0] == "results":
-        return Path("results", parts[1], "provenance", *parts[2:]).with_name(parts[-1] + ".json")
-    # Elsewhere (outputs given by hand): next to the output.
-    return path.parent / ".provenance" / (path.name + ".json")
+    if in_run(path):
+        return Path("results", path.parts[1], "provenance")
+    return path.parent / ".provenance"
+
+
+def record_path(output: str | Path) -> Path:
+    """Where the record of ``output`` lives, mirroring its path inside the run."""
+    path = Path(output)
+    inside = path.parts[2:] if in_run(path) else (path.name,)
+    return records_root(path).joinpath(*inside).with_name(path.name + ".json")
 
 
 def file_sha256(path: Path) -> str:
@@ -199,12 +208,10 @@ def build_record(
     started: str,
     seconds: float,
 ) -> dict[str, Any]:
-    records_root = record_path(outputs[0]).parent
-    while records_root.name not in ("provenance", ".provenance") and records_root.parts:
-        records_root = records_root.parent
     config = job_config()
     # A copy in the run's records, once per content: the run stays auditable on its own.
-    config_file = store_resolved_config(config, records_root / "configs") if config else None
+    configs = records_root(outputs[0]) / "configs"
+    config_file = store_resolved_config(config, configs) if config else None
     return {
         "format": FORMAT,
         "rule": rule,

@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from salmu.audit import stale_flags
+from salmu.audit import job_flags, modified_since_recorded
 from salmu.provenance import code_state
 
 
@@ -33,7 +33,9 @@ def summary_rows(run_dir: Path) -> list[dict]:
     rows = []
     for record in job_records(run_dir):
         outputs = sorted(record["outputs"])
-        flags = sorted({f for out in outputs for f in stale_flags(out, record, current)})
+        modified = any(modified_since_recorded(o, record) for o in outputs)
+        # Input and code flags belong to the job: computed once, not once per output.
+        flags = sorted(["modified since recorded"] * modified + job_flags(record, current))
         code = record["code"]
         rows.append(
             {

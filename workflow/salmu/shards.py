@@ -150,13 +150,14 @@ def drop_undecodable(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     return rows, bad
 
 
-def verify_shards(shard_dir: str | Path) -> None:
+def verify_shards(shard_dir: str | Path) -> dict[str, int]:
     """Every shard is present and whole: a clear error naming the shard, rather than a webdataset
     worker that silently drops the rest of a truncated tar. Reads the small ``sizes.json`` and
     ``bytes.json`` only (the manifest lists every sample: too large at paper scale); a directory
-    without ``bytes.json`` has each tar walked instead."""
+    without ``bytes.json`` has each tar walked instead. Returns ``sizes.json``."""
     shard_dir = Path(shard_dir)
-    names = sorted(read_json(shard_dir / "sizes.json"))
+    sizes = read_json(shard_dir / "sizes.json")
+    names = sorted(sizes)
     expected = read_json(shard_dir / BYTES) if (shard_dir / BYTES).is_file() else {}
     for name in names:
         path = shard_dir / name
@@ -175,6 +176,7 @@ def verify_shards(shard_dir: str | Path) -> None:
                         pass
             except (tarfile.TarError, EOFError) as err:
                 raise ValueError(f"{path}: unreadable tar shard ({err})") from None
+    return sizes
 
 
 def read_manifest(shard_dir: str | Path) -> dict:

@@ -17,6 +17,7 @@ not model work); the peak comes from ``--peak-tflops`` or, for known GPUs in bf1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import platform
@@ -89,8 +90,6 @@ def timed(step, device, warmup: int, steps: int) -> float:
 
 
 def autocast(device, precision: str):
-    import contextlib
-
     import torch
 
     if precision == "amp_bf16":

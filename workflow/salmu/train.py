@@ -55,8 +55,7 @@ def data_arguments(args: argparse.Namespace) -> list[str]:
     for shard_dir, factor in zip(args.train_data, factors):
         # sizes.json (what open_clip_train counts with) gives both the shards and their sizes;
         # the manifest lists every sample, far too large to read here at paper scale.
-        verify_shards(shard_dir)
-        sizes = read_json(Path(shard_dir) / "sizes.json")
+        sizes = verify_shards(shard_dir)
         for name in sorted(sizes):
             urls.append(str((Path(shard_dir) / name).resolve()))
             weights.append(factor * sizes[name])
