@@ -1,6 +1,7 @@
 """Faults lose nothing: a killed training resumes, corrupt images are counted and skipped, a
 truncated shard is named in a clear error."""
 
+import hashlib
 import json
 import os
 import signal
@@ -78,17 +79,27 @@ def test_unlearning_batches_skip_and_count_a_corrupt_image():
     assert sizes == [4, 4, 4, 4] and bank.corrupt == {3}
 
 
-def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
-    """Killed after its first epoch's checkpoint: no output checkpoint is left, and the rerun
-    continues from that epoch (open_clip --resume latest) instead of starting over."""
+def test_a_killed_training_resumes_to_the_uninterrupted_checkpoint(tmp_path):
+    """Killed after its first epoch's checkpoint: no output checkpoint is left, the rerun continues
+    from that epoch (open_clip --resume latest) instead of starting over, and ends with the very
+    checkpoint an uninterrupted run of the same command makes (data order and RNG state are keyed
+    by epoch, salmu.train_engine)."""
     write_rows(tmp_path / "rows.parquet", 200)
     write_shards(load_sources([str(tmp_path / "rows.parquet")]), tmp_path / "shards", 100, seed=0)
-    args = [
-        *("train", "--model-dir", MODEL_DIR, "--train-data", str(tmp_path / "shards")),
-        *("--logs-dir", str(tmp_path / "run"), "--out", str(tmp_path / "model.pt")),
-        *("--epochs", "2", "--batch-size", "4", "--lr", "1e-3", "--warmup", "1", "--seed", "0"),
-    ]
-    latest = tmp_path / "run" / "run" / "checkpoints" / "epoch_latest.pt"
+
+    def train_args(name):
+        return [
+            *("train", "--model-dir", MODEL_DIR, "--train-data", str(tmp_path / "shards")),
+            *("--logs-dir", str(tmp_path / name), "--out", str(tmp_path / name / "model.pt")),
+            *("--epochs", "2", "--batch-size", "4", "--lr", "1e-3", "--warmup", "1"),
+            *("--seed", "0"),
+        ]
+
+    assert main(train_args("whole")) == 0
+    uninterrupted = (tmp_path / "whole" / "model.pt").read_bytes()
+
+    args = train_args("killed")
+    latest = tmp_path / "killed" / "run" / "checkpoints" / "epoch_latest.pt"
     job = subprocess.Popen(
         [sys.executable, "-m", "salmu", *args],
         cwd=ROOT,
@@ -103,12 +114,14 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
     job.wait()
     assert latest.exists(), "training ended before its first checkpoint"
     killed_at = torch.load(latest, weights_only=True)["epoch"]
-    assert killed_at == 1 and not (tmp_path / "model.pt").exists()
-    log_file = tmp_path / "run" / "run" / "out.log"
+    assert killed_at == 1 and not (tmp_path / "killed" / "model.pt").exists()
+    log_file = tmp_path / "killed" / "run" / "out.log"
     first_epoch_lines = log_file.read_text().count("Train Epoch: 0 ")
 
     assert main(args) == 0
     log = log_file.read_text()
     assert f"=> resuming checkpoint '{latest}' (epoch {killed_at})" in log
     assert log.count("Train Epoch: 0 ") == first_epoch_lines  # epoch 0 was not redone
-    assert torch.load(tmp_path / "model.pt", weights_only=True)["epoch"] == 2
+    resumed = (tmp_path / "killed" / "model.pt").read_bytes()
+    assert torch.load(tmp_path / "killed" / "model.pt", weights_only=True)["epoch"] == 2
+    assert hashlib.sha256(resumed).hexdigest() == hashlib.sha256(uninterrupted).hexdigest()

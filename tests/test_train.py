@@ -63,8 +63,8 @@ def test_train_restarts_on_changed_data_or_arguments(tmp_path):
     log = (tmp_path / "run" / "run" / "out.log").read_text()
     assert "Train Epoch: 0" in log
 
-    # Same command, same data: the run is resumed (tests/test_faults.py kills one to check).
     # Same command and paths but new shard content: the stale run must not be resumed.
+    # (An unfinished run of the same command and data is: tests/test_faults.py kills one.)
     first = weights(tmp_path / "model.pt")
     make_shards(tmp_path, caption="another caption")
     assert train(tmp_path, 1) == 0
@@ -73,8 +73,22 @@ def test_train_restarts_on_changed_data_or_arguments(tmp_path):
     # A changed command line must not resume the old run either.
     assert train(tmp_path, 2) == 0
     assert torch.load(tmp_path / "model.pt", weights_only=True)["epoch"] == 2
-    command = read_json(tmp_path / "run" / "salmu_run_args.json")["command"]
+    command = read_json(tmp_path / "run" / "salmu_state.json")["request"]["command"]
     assert command[command.index("--epochs") + 1] == "2"
+
+
+def test_asking_again_for_a_finished_training_retrains_from_epoch_0(tmp_path):
+    """What Snakemake's --forcerun asks for: the same command on the same data, after the run
+    finished, trains again from scratch (and, being deterministic, gives the same weights)."""
+    make_shards(tmp_path)
+    assert train(tmp_path, 1) == 0
+    first = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / "model.pt").unlink()
+    assert train(tmp_path, 1) == 0
+    log = (tmp_path / "run" / "run" / "out.log").read_text()
+    assert "Train Epoch: 0" in log and "resuming checkpoint" not in log
+    assert read_json(tmp_path / "run" / "salmu_state.json")["finished"] is True
+    assert (tmp_path / "model.pt").read_bytes() == first
 
 
 def weights(path):
@@ -125,7 +139,7 @@ def test_the_engine_trains_with_upsampled_sources(tmp_path):
     args += ["--lr", "1e-3", "--warmup", "1", "--seed", "0", "--threads", "1"]
     assert main(args) == 0
     load_clip(MODEL_DIR, tmp_path / "model.pt")
-    command = read_json(tmp_path / "run" / "salmu_run_args.json")["command"]
+    command = read_json(tmp_path / "run" / "salmu_state.json")["request"]["command"]
     assert "--dataset-resampled" in command
     assert command[command.index("--train-num-samples") + 1] == str(40 + 3 * 12)
 

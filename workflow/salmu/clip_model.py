@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from salmu.io import ensure_parent
+from salmu.io import write_torch
 
 HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -473,8 +473,5 @@ def save_checkpoint(
     model: torch.nn.Module, path: str | os.PathLike, name: str, epoch: int = 0
 ) -> None:
     """Save in open_clip_train's checkpoint layout (without optimizer state), atomically."""
-    path = ensure_parent(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"epoch": epoch, "name": name, "state_dict": state}, tmp)
-    tmp.replace(path)
+    write_torch({"epoch": epoch, "name": name, "state_dict": state}, path)

@@ -73,6 +73,18 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> p
     return frame
 
 
+def write_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically, through a file handle: given a path, torch names the archive's
+    records after the file, so the same checkpoint saved under two names had two sha256s."""
+    import torch
+
+    path = ensure_parent(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        torch.save(obj, handle)
+    tmp.replace(path)
+
+
 def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     """Encode an image as baseline JPEG; PIL's encoder is deterministic for fixed settings."""
     buffer = io.BytesIO()

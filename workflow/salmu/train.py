@@ -13,9 +13,12 @@ epoch is ``sum(factor x samples)`` samples, so every sample is still seen ``fact
 epoch in expectation.
 
 Restarts: open_clip_train writes ``epoch_latest.pt`` after every epoch and we always pass
-``--resume latest``, so a killed job continues where it stopped. A run directory left by a
-*different* command line or by different training data (the shard manifests' sha256) is removed
-first, since resuming it would mix two runs or return a model of stale data.
+``--resume latest``, so a killed job continues where it stopped. The run directory is resumable
+state (``salmu.resumable``): one left by a *different* command line or different training data
+(the shard manifests' sha256) is removed first, since resuming it would mix two runs or return a
+model of stale data; one whose training finished is removed too, so a forced rerun retrains from
+epoch 0 instead of re-exporting the old model. The engine runs through ``salmu.train_engine``,
+which keys every epoch's randomness by (seed, epoch), so a resumed run equals the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from pathlib import Path
 
 import torch
 
-from salmu.io import read_json, write_json
+from salmu.io import write_torch
+from salmu.resumable import mark_finished, open_state
 from salmu.shards import MANIFEST, verify_shards
 
 RUN_NAME = "run"
-RUN_ARGS = "salmu_run_args.json"
 
 
 def upsampling_factors(args: argparse.Namespace) -> list[float]:
@@ -71,7 +74,7 @@ def data_arguments(args: argparse.Namespace) -> list[str]:
 def open_clip_command(args: argparse.Namespace, logs_dir: Path) -> list[str]:
     command = [
         "-m",
-        "open_clip_train.main",
+        "salmu.train_engine",
         "--model",
         f"local-dir:{Path(args.model_dir).resolve()}",
         *data_arguments(args),
@@ -118,33 +121,13 @@ def data_fingerprint(shard_dirs: list[str]) -> dict[str, str]:
     }
 
 
-def prepare_run_dir(logs_dir: Path, identity: dict) -> None:
-    """Keep a run directory only if the same command on the same data made it (then resume it)."""
-    marker = logs_dir / RUN_ARGS
-    if logs_dir.exists():
-        same = marker.exists() and read_json(marker) == identity
-        if not same:
-            shutil.rmtree(logs_dir)
-    write_json(identity, marker)
-
-
 def export_final(logs_dir: Path, epochs: int, out: Path) -> None:
     """Copy the last epoch's weights (not the optimizer) to the stage output, atomically."""
     final = logs_dir / RUN_NAME / "checkpoints" / f"epoch_{epochs}.pt"
     if not final.exists():
         raise FileNotFoundError(f"{final}: open_clip_train finished without the final checkpoint")
     checkpoint = torch.load(final, map_location="cpu", weights_only=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(
-        {
-            "epoch": checkpoint["epoch"],
-            "name": checkpoint["name"],
-            "state_dict": checkpoint["state_dict"],
-        },
-        tmp,
-    )
-    tmp.replace(out)
+    write_torch({k: checkpoint[k] for k in ("epoch", "name", "state_dict")}, out)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -200,7 +183,8 @@ def rendezvous_env(env: dict, resolve_host=first_host) -> dict:
 def run(args: argparse.Namespace) -> None:
     logs_dir = Path(args.logs_dir)
     command = open_clip_command(args, logs_dir)
-    prepare_run_dir(logs_dir, {"command": command, "data": data_fingerprint(args.train_data)})
+    state = open_state(logs_dir, {"command": command, "data": data_fingerprint(args.train_data)})
+    print(f"training state in {logs_dir}: {state}", flush=True)
     launcher = args.launcher.split() if args.launcher else [sys.executable]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     if launcher[0] == "srun":
@@ -210,3 +194,4 @@ def run(args: argparse.Namespace) -> None:
     if result.returncode != 0:
         raise RuntimeError(f"open_clip_train exited with {result.returncode}")
     export_final(logs_dir, args.epochs, Path(args.out))
+    mark_finished(logs_dir)
