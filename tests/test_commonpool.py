@@ -26,6 +26,7 @@ from PIL import Image
 from salmu import commonpool, leakcheck, shards
 from salmu.cli import main
 from salmu.io import write_parquet
+from salmu.resumable import STATE
 
 from conftest import solid_jpeg
 
@@ -176,6 +177,7 @@ def pool(tmp_path_factory):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     yield {
+        "first_requests": list(server.requests),
         "root": root,
         "out": out,
         "argv": argv,
@@ -296,9 +298,19 @@ def test_faces_are_blurred_only_inside_their_boxes(pool):
     assert blurred.std() < 0.5 * plain.std()
 
 
-def test_resume_skips_finished_shards_and_rebuilds_the_same_outputs(pool, tmp_path):
+def interrupted_copy(pool, tmp_path):
+    """The fixture's finished download, as a killed job would have left it: not marked finished."""
     out = tmp_path / "retain"
     shutil.copytree(pool["out"], out)
+    state = json.loads((out / STATE).read_text())
+    (out / STATE).write_text(json.dumps({**state, "finished": False}))
+    argv = pool["argv"].copy()
+    argv[argv.index("--out-dir") + 1] = str(out)
+    return out, argv
+
+
+def test_an_interrupted_download_resumes_only_its_unfinished_shards(pool, tmp_path):
+    out, argv = interrupted_copy(pool, tmp_path)
     before = {name: (out / name).read_text() for name in ("manifest.json", "download_report.json")}
     workdir = out / "img2dataset"
     # Shard 2 "interrupted": no stats file, a truncated tar. Only it must be fetched again.
@@ -306,8 +318,6 @@ def test_resume_skips_finished_shards_and_rebuilds_the_same_outputs(pool, tmp_pa
     with (workdir / "00002.tar").open("r+b") as handle:
         handle.truncate(1000)
     untouched = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if "00002" not in p.name}
-    argv = pool["argv"].copy()
-    argv[argv.index("--out-dir") + 1] = str(out)
     server = pool["server"]
     server.requests.clear()
     assert main(argv) == 0
@@ -316,24 +326,32 @@ def test_resume_skips_finished_shards_and_rebuilds_the_same_outputs(pool, tmp_pa
     assert shards.read_manifest(out)["samples"] == json.loads(before["manifest.json"])["samples"]
     report = json.loads((out / "download_report.json").read_text())
     assert report["total"] == json.loads(before["download_report.json"])["total"]
-
-    # Everything finished and the server gone: nothing is downloaded, the outputs do not change.
-    server.stop()
-    after_resume = {n: (out / n).read_bytes() for n in ("manifest.json", "download_report.json")}
-    stamps = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir()}
-    assert main(argv) == 0
-    assert {n: (out / n).read_bytes() for n in after_resume} == after_resume
-    assert {p.name: p.stat().st_mtime_ns for p in workdir.iterdir()} == stamps
+    assert json.loads((out / STATE).read_text())["finished"] is True
 
 
-def test_a_different_request_is_refused_before_downloading(pool, tmp_path, capsys):
+def test_asking_again_for_a_finished_download_downloads_again(pool, tmp_path):
+    """A forced rerun (Snakemake asks for the output again) redoes the download from scratch
+    instead of republishing the old one; the same server gives the same samples (img2dataset's
+    tars carry download times, so their bytes differ)."""
     out = tmp_path / "retain"
     shutil.copytree(pool["out"], out)
+    before = shards.read_manifest(out)["samples"]
     argv = pool["argv"].copy()
     argv[argv.index("--out-dir") + 1] = str(out)
+    pool["server"].requests.clear()
+    assert main(argv) == 0
+    assert set(pool["server"].requests) == set(pool["first_requests"])
+    assert shards.read_manifest(out)["samples"] == before
+
+
+def test_a_different_request_starts_the_download_over(pool, tmp_path, capsys):
+    out, argv = interrupted_copy(pool, tmp_path)
     argv[argv.index("--samples-per-shard") + 1] = "5"
-    assert main(argv) == 2
-    assert "different request (changed: ['samples_per_shard'])" in capsys.readouterr().err
+    pool["server"].requests.clear()
+    assert main(argv) == 0
+    assert "restart: made for another request" in capsys.readouterr().out
+    assert set(pool["server"].requests) == set(pool["first_requests"])
+    assert json.loads((out / STATE).read_text())["request"]["samples_per_shard"] == 5
 
 
 def test_blur_choice_is_required(pool, tmp_path, capsys):
@@ -389,12 +407,12 @@ def test_hf_hub_metadata_comes_from_the_local_cache(tmp_path, monkeypatch):
 def test_a_separate_work_dir_survives_deleting_the_published_dir(pool, tmp_path):
     """Snakemake deletes a failed job's output directory before rerunning it: with the download
     state in --work-dir, the shards are republished from it without downloading again."""
+    copy, _ = interrupted_copy(pool, tmp_path)
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("commonpool_request.json", "commonpool_rows.parquet", "img2dataset"):
-        source = pool["out"] / name
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, work / name)
+    for name in (STATE, "commonpool_rows.parquet", "img2dataset"):
+        source = copy / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, work / name)
     out = tmp_path / "published"
     argv = pool["argv"].copy()
     argv[argv.index("--out-dir") + 1] = str(out)

@@ -9,16 +9,22 @@ directory that ``salmu train``/``salmu leakcheck`` read like any other (see ``sa
     OUT/sizes.json               shard name -> sample count (open_clip_train)
     OUT/manifest.json            our manifest; file_name = CommonPool uid, sha256 of the bytes in the tar
     OUT/download_report.json     rows, successes, failures by status and message, dedup counts
-    OUT/commonpool_request.json  what OUT was built from (a rerun must ask for the same thing)
-    OUT/commonpool_rows.parquet  the rows img2dataset reads (uid, url, text[, face_bboxes])
-    OUT/img2dataset/             img2dataset's own output: NNNNN.tar, NNNNN.parquet, NNNNN_stats.json
+    STATE/salmu_state.json       the request STATE was made for, and whether the job finished
+    STATE/commonpool_rows.parquet  the rows img2dataset reads (uid, url, text[, face_bboxes])
+    STATE/img2dataset/           img2dataset's own output: NNNNN.tar, NNNNN.parquet, NNNNN_stats.json
+
+STATE is ``--work-dir`` (the workflow keeps it outside the published directory, which Snakemake
+deletes before a job runs), or OUT itself.
 
 img2dataset writes into its own sub-folder because in incremental mode it takes every ``*.json`` of
 its output folder for a ``<shard>_stats.json`` and would choke on our ``sizes.json``. A published
 shard is a hard link to img2dataset's tar (no second copy of hundreds of GB), or a filtered copy
 when samples had to be dropped. Resuming: img2dataset runs with ``incremental_mode="incremental"``,
 which skips shards that have a ``_stats.json``; when every shard has one, img2dataset is not started
-at all. The published files are rebuilt from img2dataset's output on every run.
+at all. The published files are rebuilt from img2dataset's output on every run. Whether the state
+is resumed is ``salmu.resumable``'s rule: only an unfinished download of the same request (settings
+and rows) resumes; another request's state, or a finished one (a forced rerun), is removed and the
+download starts over.
 
 Failures live only in img2dataset's per-shard parquet (every row, with ``status``/``error_message``),
 never in the tar, so the report is computed from those parquets. A shard with no sample left (all
@@ -57,14 +63,14 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu.io import read_json, read_parquet, write_json, write_parquet
+from salmu.io import read_parquet, write_json, write_parquet
+from salmu.resumable import mark_finished, open_state
 from salmu.shards import BYTES, MANIFEST, read_manifest
 
 REQUIRED_COLUMNS = ["uid", "url", "text"]
 BBOX_COLUMN = "face_bboxes"
 HF_PREFIX = "hf-hub:"
 WORKDIR = "img2dataset"
-REQUEST = "commonpool_request.json"
 ROWS = "commonpool_rows.parquet"
 REPORT = "download_report.json"
 # img2dataset names shard N "{N:0<oom_shard_count>d}"; 5 digits matches our NNNNN.tar layout.
@@ -196,27 +202,6 @@ def rows_fingerprint(rows: pl.DataFrame) -> str:
         pl.concat_str([pl.col("uid"), pl.col("url").fill_null("")], separator="\t")
     ).to_series()
     return hashlib.sha256("\n".join(lines.to_list()).encode()).hexdigest()
-
-
-def prepare_request(out_dir: Path, rows: pl.DataFrame, settings: dict) -> Path:
-    """Write (or check against) what ``out_dir`` is being built from; returns the rows file."""
-    request = {**settings, "rows": rows.height, "rows_sha256": rows_fingerprint(rows)}
-    request_path = out_dir / REQUEST
-    if request_path.exists():
-        previous = read_json(request_path)
-        changed = sorted(
-            k for k in set(request) | set(previous) if request.get(k) != previous.get(k)
-        )
-        if changed:
-            raise ValueError(
-                f"{out_dir}: was built from a different request (changed: {changed}); "
-                "use a new --out-dir or delete this one"
-            )
-    rows_path = out_dir / ROWS
-    if not rows_path.exists():
-        write_parquet(rows, rows_path)
-    write_json(request, request_path)
-    return rows_path
 
 
 def unfinished_shards(workdir: Path, n_shards: int) -> list[int]:
@@ -480,12 +465,15 @@ def run(args: argparse.Namespace) -> None:
         "samples_per_shard": args.samples_per_shard,
         "encode_format": "jpg",
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     # The download state may live outside the published directory, which a workflow manager
     # deletes before rerunning a failed job: the download then resumes instead of restarting.
     state_dir = Path(args.work_dir) if args.work_dir else out_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    rows_path = prepare_request(state_dir, rows, settings)
+    request = {**settings, "rows": rows.height, "rows_sha256": rows_fingerprint(rows)}
+    print(f"download state in {state_dir}: {open_state(state_dir, request)}", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows_path = state_dir / ROWS
+    if not rows_path.exists():
+        write_parquet(rows, rows_path)
     workdir = state_dir / WORKDIR
     n_shards = math.ceil(rows.height / args.samples_per_shard)
     pending = unfinished_shards(workdir, n_shards)
@@ -510,6 +498,7 @@ def run(args: argparse.Namespace) -> None:
         "total": summarise(shards),
     }
     manifest = publish(out_dir, shards, report)
+    mark_finished(state_dir)
     total = report["total"]
     print(
         f"{out_dir}: {manifest['num_samples']} samples in {len(manifest['shards'])} shards; "
