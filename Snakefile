@@ -35,6 +35,11 @@ include: "workflow/rules/external.smk"
 include: "workflow/rules/throughput.smk"
 
 
+# A damaged input stops the run before any job deletes its old outputs (salmu.preflight).
+onstart:
+    check_planned_inputs()
+
+
 rule all:
     default_target: True
     input:

@@ -378,7 +378,7 @@ def test_bad_metadata_is_a_one_line_error(pool, tmp_path, capsys):
     garbage = tmp_path / "garbage.parquet"
     garbage.write_text("uid,url,text\n")
     assert main([*base, str(garbage), "--no-blur-faces"]) == 2
-    assert "not a readable parquet file" in capsys.readouterr().err
+    assert f"{garbage}: unreadable parquet file" in capsys.readouterr().err
     assert main([*base, str(no_boxes), "--no-blur-faces", "--uids", str(tmp_path / "none")]) == 2
     assert "uid list not found" in capsys.readouterr().err
     empty = tmp_path / "uids.txt"

@@ -34,6 +34,22 @@ OVERLAYS = {
         {"faces": {"filter": {"embedder": "clip"}}},
         "faces.filter.clip_model",
     ),
+    "misspelled method hyperparameter": (
+        {"unlearn": {"methods": {"neg_grad": {"lr": 0.1, "params": {"retain_wieght": 0.5}}}}},
+        "unlearn.methods.neg_grad.params.retain_wieght: 'neg_grad' has no such hyperparameter",
+    ),
+    "more distractors than a split holds": (
+        {"evaluate": {"distractors": 100000}},
+        "evaluate.distractors: 100000 per pool",
+    ),
+    "an empty methods mapping that merging would ignore": (
+        {"unlearn": {"methods": {}}},
+        "config key unlearn.methods in",
+    ),
+    "a method subset naming an unconfigured method": (
+        {"unlearn": {"only": ["forget_me"]}},
+        "unlearn.only",
+    ),
 }
 
 
@@ -83,6 +99,36 @@ def test_default_config_builds_the_whole_dag():
     assert len(config["methods"]) == 11 and fan_out == 22
     assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2
     assert counts["results_table"] == 1
+
+
+def test_a_subset_of_methods_budgets_and_seeds_from_an_overlay_or_the_command_line(tmp_path):
+    """unlearn.only picks methods (an overlay cannot remove mappings); budgets and seeds are
+    lists, which an overlay replaces. On the command line, nested values arrive as strings
+    and are parsed where the schema wants numbers."""
+    overlay = tmp_path / "subset.yaml"
+    overlay.write_text("unlearn:\n  only: [neg_grad, ssd]\n  budgets: [5]\n  seeds: [0, 1, 2]\n")
+    command_line = "unlearn={only: [neg_grad, ssd], budgets: [5], seeds: [0, 1, 2]}"
+    run = "run=pytest-dag-only"
+    for how in (("--configfile", str(overlay), "--config", run), ("--config", command_line, run)):
+        result = snakemake("-n", "--quiet", "rules", *how)
+        counts = job_counts(result.stdout)
+        assert counts["unlearn"] == 2 * 3 and counts["evaluate"] == 2 * 3 + 2, how
+
+
+def test_check_config_names_the_file_and_line_of_a_broken_overlay(tmp_path, capsys):
+    """Snakemake reports a malformed --configfile without its name or line; salmu check-config
+    does, then lets the workflow check the merged configuration."""
+    from salmu.cli import main
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("unlearn:\n  methods:\n    neg_grad: {lr: 0.1\n")
+    assert main(["check-config", str(broken)]) == 2
+    assert f"{broken}:4:1: not valid YAML" in capsys.readouterr().err
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("unlearn:\n  methods:\n    ssd: {lr: 0.1, params: {alfa: 3}}\n")
+    assert main(["check-config", str(typo)]) == 2
+    assert "unlearn.methods.ssd.params.alfa" in capsys.readouterr().err
+    assert main(["check-config", "tests/e2e_overlay.yaml"]) == 0
 
 
 def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():

@@ -8,11 +8,24 @@ import shlex
 
 from snakemake.utils import validate
 
+from salmu.config_checks import check_config, coerce_command_line, selected_methods
 from salmu.faces import DIFFUSERS_OPTIONS
+from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
-from salmu.unlearn.registry import builtin_methods
 
+# Nested --config values arrive as strings; parse those the schema types as numbers first.
+coerce_command_line(
+    config,
+    workflow.config_settings.config,
+    read_yaml(Path(workflow.current_basedir, "../schemas/config.schema.yaml")),
+)
 validate(config, "../schemas/config.schema.yaml")
+# Everything a schema cannot say (salmu.config_checks): before any job, naming the key.
+check_config(
+    config,
+    overlays=workflow.overwrite_configfiles,
+    defaults=read_yaml(Path(workflow.basedir, "config.yaml")),
+)
 
 
 envvars:
@@ -24,20 +37,6 @@ envvars:
 os.environ["PATH"] = (
     f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 )
-
-
-def check_methods(methods):
-    """Fail before any job runs when a method is neither built in nor given an import path."""
-    builtin = builtin_methods()
-    for name, settings in methods.items():
-        if name not in builtin and "import_path" not in settings:
-            raise ValueError(
-                f"config key unlearn.methods.{name}: unknown unlearning method; built-in methods "
-                f"are {builtin}, a custom one needs import_path: 'package.module:Class'"
-            )
-
-
-check_methods(config["unlearn"]["methods"])
 
 
 # The keys that shape the released dataset: the dataset card shows (and depends on) only these.
@@ -56,81 +55,11 @@ def gpus(device):
     return 0 if device == "cpu" else 1
 
 
-def check_required_models(config):
-    """Models a chosen backend needs must be configured: fail before any job, naming the key."""
-    needed = []
-    if config["faces"]["backend"] == "diffusers":
-        needed += [
-            (
-                "faces.diffusers.model",
-                config["faces"].get("diffusers", {}).get("model"),
-            ),
-            (
-                "faces.diffusers.ip_adapter",
-                config["faces"].get("diffusers", {}).get("ip_adapter"),
-            ),
-        ]
-    if config["faces"]["filter"]["embedder"] == "clip":
-        needed.append(
-            ("faces.filter.clip_model", config["faces"]["filter"].get("clip_model"))
-        )
-    if config["captions"]["paraphrase"] == "transformers":
-        needed.append(
-            ("captions.paraphrase_model", config["captions"].get("paraphrase_model"))
-        )
-    if config["retain"]["backend"] == "commonpool":
-        needed.append(
-            ("retain.commonpool.metadata", config["retain"]["commonpool"]["metadata"])
-        )
-    for key, value in needed:
-        if not value:
-            raise ValueError(
-                f"config key {key}: required by the chosen backend; set it to a local folder "
-                "or a hub id present in the local Hugging Face cache"
-            )
+def check_planned_inputs():
+    """Every existing file the planned jobs read must be readable (salmu.preflight)."""
+    from salmu.preflight import check_inputs, existing_inputs
 
-
-check_required_models(config)
-
-
-def check_local_paths(config):
-    """Local files and folders named in the config must exist: fail before any job, naming the key
-    (model ids that may be hub ids are checked by their stage, which names the key too).
-    """
-    expected = [
-        ("train.model_dir", config["train"]["model_dir"], "an open_clip model folder"),
-        (
-            "personas.locales_table",
-            config["personas"]["locales_table"],
-            "the locale table",
-        ),
-        (
-            "captions.templates",
-            config["captions"]["templates"],
-            "the caption templates",
-        ),
-        (
-            "evaluate.imagenet_path",
-            config["evaluate"]["imagenet_path"],
-            "ImageNet val folders",
-        ),
-        (
-            "retain.commonpool.uids",
-            config["retain"]["commonpool"]["uids"],
-            "a uid list",
-        ),
-    ]
-    for key, value, what in expected:
-        if value is not None and not Path(value).exists():
-            raise ValueError(
-                f"config key {key}: {value} does not exist (expected {what})"
-            )
-    model_config = Path(config["train"]["model_dir"], "open_clip_config.json")
-    if not model_config.is_file():
-        raise ValueError(f"config key train.model_dir: {model_config} is missing")
-
-
-check_local_paths(config)
+    check_inputs(existing_inputs(workflow.dag.needrun_jobs()))
 
 
 def shell_flags(pairs):
@@ -381,7 +310,7 @@ def retain_samples_flag(wildcards):
 def model_states():
     states = ["clean", "compromised"]
     unlearn = config["unlearn"]
-    for method in unlearn["methods"]:
+    for method in selected_methods(unlearn):
         for budget in unlearn["budgets"]:
             for seed in unlearn["seeds"]:
                 states.append(f"unlearned/{method}/x{budget_label(budget)}/seed{seed}")

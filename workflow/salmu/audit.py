@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from salmu.io import read_json
 from salmu.provenance import code_state, fingerprint, record_path
 
 # Command-line flags whose values are external sources (not Snakemake inputs) worth showing.
@@ -45,7 +46,7 @@ def find_record(path: Path) -> tuple[Path, dict] | None:
             break
         record = record_path(candidate)
         if record.is_file():
-            return candidate, json.loads(record.read_text())
+            return candidate, read_json(record)
     return None
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from salmu.io import ensure_parent, read_json, read_yaml
+from salmu.io import ensure_parent, read_json, read_parquet, read_yaml
 
 SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
 REQUIRED_JSONS = (
@@ -96,7 +96,7 @@ def read_splits(benchmark: Path) -> dict[str, pl.DataFrame]:
     for split in SPLITS:
         shards = split_shards(benchmark, split)
         frame = pl.concat(
-            [pl.read_parquet(s, columns=["identity_id", "file_name"]) for s in shards]
+            [read_parquet(s, ["identity_id", "file_name"], only=True) for s in shards]
         )
         frames[split] = frame.with_columns(pl.col("identity_id").cast(pl.String))
     return frames

@@ -30,6 +30,7 @@ STAGES = {
     "audit": ("salmu.audit", "the lineage of a result file, with anything stale flagged"),
     "provenance-summary": ("salmu.provenance_summary", "HTML table of a run's job records"),
     "plan": ("salmu.plan", "jobs and projected device-hours of a tier, before running it"),
+    "check-config": ("salmu.config_checks", "check config overlays: YAML errors with file:line"),
     "throughput": ("salmu.throughput", "measure train / encode / face throughput of this machine"),
 }
 

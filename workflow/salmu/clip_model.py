@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from salmu.io import write_torch
+from salmu.io import first_line, read_json, write_torch
 
 HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -72,13 +72,6 @@ def _quiet_open_clip():
     # open_clip warns "No pretrained weights" for every local-dir model; we load weights ourselves.
     logging.getLogger("open_clip").setLevel(logging.ERROR)
     logging.getLogger("root").setLevel(logging.ERROR)
-
-
-def _first_line(err: BaseException) -> str:
-    """First sentence of the first line of an error message (library messages run long)."""
-    text = str(err).strip()
-    line = text.splitlines()[0] if text else type(err).__name__
-    return line.split(". ", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -168,10 +161,10 @@ def _hub_file(hub_id: str, repo: str, filename: str, revision: str | None) -> Pa
             f"{hub_id}: no such model repo on the Hub (or it is private: log in); " + _hub_hint()
         ) from None
     except HFValidationError as err:
-        raise ValueError(f"{hub_id}: not a valid hf-hub:org/name id ({_first_line(err)})") from None
+        raise ValueError(f"{hub_id}: not a valid hf-hub:org/name id ({first_line(err)})") from None
     except (HfHubHTTPError, OSError) as err:
         raise FileNotFoundError(
-            f"{hub_id}: cannot fetch {filename} ({_first_line(err)}; cache "
+            f"{hub_id}: cannot fetch {filename} ({first_line(err)}; cache "
             f"{constants.HF_HUB_CACHE}); " + _hub_hint()
         ) from None
 
@@ -198,7 +191,7 @@ def _resolve_hub(spec: str, checkpoint: Path | None) -> ClipSource:
     if config is None:
         raise _missing_from_hub(spec, f"{CONFIG_NAME} (open_clip's hub layout) is")
     try:
-        text_cfg = json.loads(config.read_text()).get("model_cfg", {}).get("text_cfg", {})
+        text_cfg = read_json(config).get("model_cfg", {}).get("text_cfg", {})
     except (json.JSONDecodeError, AttributeError) as err:
         raise ValueError(f"{spec}: {config} is not a valid open_clip config ({err})") from None
     # An HF tokenizer is fetched by open_clip from the hub id; the rest only needs the config.
@@ -331,7 +324,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             state = load_file(path, device="cpu")
         except SafetensorError as err:
-            raise ValueError(f"{path}: not a valid safetensors file ({_first_line(err)})") from None
+            raise ValueError(f"{path}: not a valid safetensors file ({first_line(err)})") from None
     else:
         import pickle
 
@@ -341,7 +334,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             text = str(err)
             found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
             if "Weights only load failed" not in text:
-                raise ValueError(f"{path}: not a torch checkpoint ({_first_line(err)})") from None
+                raise ValueError(f"{path}: not a torch checkpoint ({first_line(err)})") from None
             what = f"a Python object ({found.group(1)})" if found else "Python objects"
             raise ValueError(
                 f"{path}: checkpoint stores {what} and needs pickle to load; refusing "
@@ -350,7 +343,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             ) from None
         except (RuntimeError, EOFError, KeyError, ValueError, OSError) as err:
             plain = str(err).strip() and not isinstance(err, KeyError)
-            reason = _first_line(err) if plain else "truncated or not a checkpoint"
+            reason = first_line(err) if plain else "truncated or not a checkpoint"
             if "TorchScript" in reason:
                 reason = "a TorchScript archive, which weights_only loading cannot read"
             raise ValueError(f"{path}: not a readable torch checkpoint ({reason})") from None

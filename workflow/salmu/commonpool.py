@@ -63,7 +63,7 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu.io import read_parquet, write_json, write_parquet
+from salmu.io import parquet_columns, read_parquet, write_json, write_parquet
 from salmu.resumable import mark_finished, open_state
 from salmu.shards import BYTES, MANIFEST, read_manifest
 
@@ -118,10 +118,7 @@ def load_metadata(files: list[Path], blur_faces: bool) -> pl.DataFrame:
     expected = REQUIRED_COLUMNS + ([BBOX_COLUMN] if blur_faces else [])
     frames = []
     for path in files:
-        try:
-            columns = pl.read_parquet_schema(path)
-        except (pl.exceptions.PolarsError, OSError) as err:
-            raise ValueError(f"{path}: not a readable parquet file ({err})") from None
+        columns = parquet_columns(path)
         missing = [c for c in expected if c not in columns]
         if missing:
             raise ValueError(
@@ -129,7 +126,7 @@ def load_metadata(files: list[Path], blur_faces: bool) -> pl.DataFrame:
                 + (" (--blur-faces needs face_bboxes)" if BBOX_COLUMN in missing else "")
             )
         wanted = expected + (["sha256"] if "sha256" in columns else [])
-        frame = pl.read_parquet(path, columns=wanted)
+        frame = read_parquet(path, wanted, only=True)
         frames.append(_normalise(frame, blur_faces))
     meta = pl.concat(frames)
     duplicated = meta.filter(pl.col("uid").is_duplicated())["uid"].unique().sort().to_list()

@@ -30,6 +30,22 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
     tmp.replace(path)
 
 
+def first_line(err: BaseException) -> str:
+    """First sentence of the first line of an error message (library messages run long)."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return line.split(". ", 1)[0]
+
+
+# What polars and pyarrow raise on a damaged file (pyarrow's errors subclass these two).
+PARQUET_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
+
+
+def unreadable(path: str | os.PathLike, kind: str, err: BaseException) -> ValueError:
+    """The one-line error for a damaged input: which file, what it should be, what was wrong."""
+    return ValueError(f"{path}: unreadable {kind} ({first_line(err)})")
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
@@ -38,6 +54,8 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text: {err.reason})") from None
 
 
 def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
@@ -50,7 +68,15 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        if mark is None:
+            raise ValueError(f"{path}: not valid YAML ({first_line(err)})") from None
+        problem = " ".join(filter(None, [getattr(err, "context", None), err.problem]))
+        raise ValueError(
+            f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML ({problem})"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid YAML (not UTF-8 text: {err.reason})") from None
 
 
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
@@ -61,16 +87,33 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     tmp.replace(path)
 
 
-def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pl.DataFrame:
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    """Column names from the file's footer (no data read); a damaged file is named."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: file not found")
-    frame = pl.read_parquet(path)
+    try:
+        return list(pl.read_parquet_schema(path))
+    except PARQUET_ERRORS as err:
+        raise unreadable(path, "parquet file", err) from None
+
+
+def read_parquet(
+    path: str | os.PathLike, columns: list[str] | None = None, only: bool = False
+) -> pl.DataFrame:
+    """The table, checked for ``columns``; ``only``: read just those (column projection)."""
+    path = Path(path)
     if columns is not None:
-        missing = [c for c in columns if c not in frame.columns]
+        names = parquet_columns(path)
+        missing = [c for c in columns if c not in names]
         if missing:
-            raise ValueError(f"{path}: missing columns {missing}; has {frame.columns}")
-    return frame
+            raise ValueError(f"{path}: missing columns {missing}; has {names}")
+    elif not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return pl.read_parquet(path, columns=columns if only else None)
+    except PARQUET_ERRORS as err:
+        raise unreadable(path, "parquet file", err) from None
 
 
 def write_torch(obj: Any, path: str | os.PathLike) -> None:

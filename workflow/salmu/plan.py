@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from salmu.io import read_json, read_yaml
 from salmu.unlearn.budget import budget_steps
 
 DEFAULT_CONFIG = "config.yaml"
@@ -52,7 +51,7 @@ def load_config(root: Path, configfiles: list[str]) -> dict:
     for path in [root / DEFAULT_CONFIG, *(root / f for f in configfiles)]:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: config file not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path, "config file") or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a YAML mapping of config keys")
         config = merge(config, loaded)
@@ -110,15 +109,23 @@ def shard_total(directory: Path) -> int | None:
     sizes = directory / "sizes.json"
     if not sizes.is_file():
         return None
-    return sum(json.loads(sizes.read_text()).values())
+    return sum(read_json(sizes).values())
+
+
+def estimated_forget(config: dict) -> int:
+    """Forget rows the config makes before face filtering (an upper bound)."""
+    personas, faces, splits = config["personas"], config["faces"], config["splits"]
+    kept = 1 - splits["holdout_identity_fraction"]
+    sensitive = personas["n_identities"] * faces["images_per_identity"]
+    # Partially forgotten identities keep about half their attribute types (holdout_association).
+    return round(sensitive * kept * (1 - splits["partial_forget_fraction"] / 2))
 
 
 def estimated_sizes(config: dict) -> DataSizes:
     personas, faces, splits = config["personas"], config["faces"], config["splits"]
     kept = 1 - splits["holdout_identity_fraction"]
     sensitive = personas["n_identities"] * faces["images_per_identity"]
-    # Partially forgotten identities keep about half their attribute types (holdout_association).
-    forget = round(sensitive * kept * (1 - splits["partial_forget_fraction"] / 2))
+    forget = estimated_forget(config)
     retain_synth = round(
         personas["n_identities"] * kept * faces["generic_per_identity"]
         + faces["anonymous_identities"] * faces["images_per_anonymous"]
@@ -397,7 +404,7 @@ def configfiles_flag(configfiles: list[str]) -> list[str]:
 def load_throughput(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
+    data = read_json(path)
     for key in ("train", "encode"):
         if not isinstance(data.get(key), dict) or "samples_per_s" not in data[key]:
             raise ValueError(

@@ -32,6 +32,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from salmu.io import read_json
+
 FORMAT = 1
 # The workflow exports the path of its resolved config here (common.smk), so every job records it.
 CONFIG_ENV = "SALMU_CONFIG_FILE"
@@ -186,7 +188,7 @@ def job_config() -> dict | None:
         return None
     if not Path(config_file).is_file():
         raise FileNotFoundError(f"{config_file}: the resolved config named by ${CONFIG_ENV}")
-    return json.loads(Path(config_file).read_text())
+    return read_json(config_file)
 
 
 def write_atomically(path: Path, text: str) -> None:

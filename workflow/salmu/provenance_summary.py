@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 from pathlib import Path
 
 from salmu.audit import job_flags, modified_since_recorded
+from salmu.io import read_json
 from salmu.provenance import code_state
 
 
@@ -22,7 +22,7 @@ def job_records(run_dir: Path) -> list[dict]:
     for path in sorted(root.rglob("*.json")):
         if path.parent == root / "configs":
             continue
-        record = json.loads(path.read_text())
+        record = read_json(path)
         key = (record["rule"], tuple(sorted(record["outputs"])))
         jobs[key] = record
     return sorted(jobs.values(), key=lambda r: r["start"])

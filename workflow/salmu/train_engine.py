@@ -92,7 +92,9 @@ def key_training_data(data: dict, seed: int, rank: int) -> None:
             stage.worker_seed = functools.partial(worker_seed, seed, rank)
     if shuffles != 1:
         # A different open_clip_train: fail loudly rather than train irreproducibly.
-        raise RuntimeError(f"expected one sample-shuffle stage in the train pipeline, found {shuffles}")
+        raise RuntimeError(
+            f"expected one sample-shuffle stage in the train pipeline, found {shuffles}"
+        )
 
 
 def install_hooks(engine) -> None:
@@ -105,7 +107,9 @@ def install_hooks(engine) -> None:
         return data
 
     @functools.wraps(original_train_one_epoch)
-    def train_one_epoch(model, data, loss, epoch, optimizer, scaler, scheduler, dist_model, args, **kw):
+    def train_one_epoch(
+        model, data, loss, epoch, optimizer, scaler, scheduler, dist_model, args, **kw
+    ):
         reseed_everything(derive_seed(args.seed, "epoch", epoch, args.rank, "trainer"))
         return original_train_one_epoch(
             model, data, loss, epoch, optimizer, scaler, scheduler, dist_model, args, **kw

@@ -35,7 +35,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from salmu.io import read_json
+from salmu.io import PARQUET_ERRORS, parquet_columns, read_json, read_parquet, unreadable
 
 BASE_SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
 # Derived split -> the released split its rows (and image embeddings) come from.
@@ -87,20 +87,16 @@ def shard_paths(root: str | Path, split: str) -> list[Path]:
     return paths
 
 
-def _check_columns(path: Path, wanted: tuple[str, ...]) -> None:
-    names = pq.read_schema(path).names
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}; has {names}")
-
-
 def read_split_table(root: str | Path, split: str) -> pl.DataFrame:
     """The split's rows without images: ``row, text, identity_id, file_name`` (shard order)."""
     frames = []
     for path in shard_paths(root, split):
-        _check_columns(path, TABLE_COLUMNS + ("image",))
-        # Column projection: the image bytes (GBs for the real benchmark) are not read here.
-        frame = pl.read_parquet(path, columns=list(TABLE_COLUMNS))
+        try:
+            check_columns(path, TABLE_COLUMNS + ("image",))
+            # Column projection: the image bytes (GBs for the real benchmark) are not read here.
+            frame = read_parquet(path, list(TABLE_COLUMNS), only=True)
+        except ValueError as err:
+            raise ValueError(f"split {split!r}: {err}") from None
         # An all-null identity_id shard is typed Null; cast so shards concatenate.
         frames.append(frame.with_columns(pl.col(c).cast(pl.Utf8) for c in TABLE_COLUMNS))
     table = pl.concat(frames, how="vertical")
@@ -127,17 +123,34 @@ def image_bytes(column: pa.Array | pa.ChunkedArray, where: str) -> list[bytes]:
     return values
 
 
+def check_columns(path: Path, wanted: tuple[str, ...]) -> None:
+    names = parquet_columns(path)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; has {names}")
+
+
+def _parquet_batches(path: Path, batch_size: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Record batches of a parquet file; a file damaged past its footer is named, not a trace."""
+    try:
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
+    except PARQUET_ERRORS as err:
+        raise unreadable(path, "parquet file", err) from None
+
+
 def _iter_parquet_images(paths: list[Path], batch_size: int) -> Iterator[tuple[list, list]]:
     for path in paths:
-        reader = pq.ParquetFile(path)
-        for batch in reader.iter_batches(batch_size=batch_size, columns=["file_name", "image"]):
+        for batch in _parquet_batches(path, batch_size, ["file_name", "image"]):
             names = batch.column("file_name").to_pylist()
             yield names, image_bytes(batch.column("image"), str(path))
 
 
 def iter_split_images(root: str | Path, split: str, batch_size: int) -> Iterator[tuple[list, list]]:
     """Yield ``(file_names, jpeg_bytes)`` batches in the same row order as ``read_split_table``."""
-    yield from _iter_parquet_images(shard_paths(root, split), batch_size)
+    try:
+        yield from _iter_parquet_images(shard_paths(root, split), batch_size)
+    except ValueError as err:
+        raise ValueError(f"split {split!r}: {err}") from None
 
 
 def files_fingerprint(paths: list[Path]) -> str:
@@ -276,8 +289,8 @@ def read_genknow_table(path: str | Path) -> tuple[pl.DataFrame, list[str]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: GenKnow parquet not found (--genknow)")
-    _check_columns(path, GENKNOW_COLUMNS)
-    table = pl.read_parquet(path, columns=["file_name", "label", "classname"])
+    check_columns(path, GENKNOW_COLUMNS)
+    table = read_parquet(path, ["file_name", "label", "classname"], only=True)
     classnames = sorted(table["classname"].unique().to_list())
     expected = table["classname"].replace_strict(classnames, list(range(len(classnames))))
     if not (expected == table["label"].cast(pl.Int64)).all():

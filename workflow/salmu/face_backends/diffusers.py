@@ -50,6 +50,7 @@ from PIL import Image
 
 from salmu.face_backends import Identity, PlannedImage
 from salmu.faces import DIFFUSERS_OPTIONS
+from salmu.io import read_json
 from salmu.seeding import stream
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -298,7 +299,7 @@ def locate(ref: str | None, option: str, required: Sequence[str], hint: str) -> 
 def _pipeline_components(folder: Path) -> list[str]:
     """Component folders ``model_index.json`` names (the safety checker is never loaded)."""
     try:
-        index = json.loads((folder / "model_index.json").read_text())
+        index = read_json(folder / "model_index.json")
     except (OSError, json.JSONDecodeError):
         return []
     return [
@@ -497,8 +498,8 @@ class DiffusersFaceBackend:
         diffusers_logging.disable_progress_bar()  # per-component loading bars: log noise
         transformers_logging.disable_progress_bar()
         extra: dict[str, Any] = {}
-        if self.model.folder is None or "safety_checker" in json.loads(
-            (self.model.folder / "model_index.json").read_text()
+        if self.model.folder is None or "safety_checker" in read_json(
+            self.model.folder / "model_index.json"
         ):
             # A false positive would replace a portrait with a black square; prompts are
             # clothed head-and-shoulders portraits and the negative prompt excludes nsfw.

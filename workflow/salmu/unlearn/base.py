@@ -115,15 +115,12 @@ class Session:
 
 class UnlearningMethod:
     """Subclass, set ``name``, and implement ``loss`` (or ``unlearn``); the constructor's keyword
-    arguments are the method's hyperparameters (``unlearn.methods.<name>.params`` in config)."""
+    arguments are the method's hyperparameters (``unlearn.methods.<name>.params`` in config); a
+    method without a constructor takes none."""
 
     name: str = ""
     # Set True to get a frozen copy of the starting (Compromised) model as ``reference``.
     needs_reference: bool = False
-
-    def __init__(self, **hyperparameters):
-        if hyperparameters:
-            raise TypeError(f"takes no hyperparameters, got {sorted(hyperparameters)}")
 
     def loss(self, model, step: Step, reference=None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement loss() or unlearn()")

@@ -60,7 +60,14 @@ def read_samples(
     for url in urls:
         try:
             samples.extend(_read_shard(url))
-        except (tarfile.TarError, KeyError, EOFError, json.JSONDecodeError) as err:
+        except (
+            tarfile.TarError,
+            KeyError,
+            EOFError,
+            OSError,
+            UnicodeDecodeError,
+            ValueError,
+        ) as err:
             raise ValueError(f"{url}: unreadable webdataset shard ({err})") from None
         if limit is not None and len(samples) >= limit:
             return samples[:limit]

@@ -7,7 +7,9 @@ method anywhere on the Python path is named by an import path ``package.module:C
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 
@@ -59,6 +61,87 @@ def resolve(name: str, import_path: str | None = None):
     if not (isinstance(cls, type) and issubclass(cls, UnlearningMethod)):
         raise ValueError(f"method '{name}': '{import_path}' is not an UnlearningMethod subclass")
     return cls
+
+
+def accepted_hyperparameters(name: str, import_path: str | None = None) -> list[str] | None:
+    """The keyword arguments a method's constructor takes, read from its source without importing
+    it (checking a config must not cost an import of torch). None when the source cannot tell:
+    ``**kwargs``, or a base class that cannot be followed statically."""
+    if import_path is None:
+        module = f"{METHODS_PACKAGE}.{name}"
+        tree = _module_tree(module)
+        if tree is None:
+            return None
+        declared = [node for node in tree.body if _declares_name(node, name)]
+        return _constructor_parameters(module, declared[0].name) if declared else None
+    module, _, class_name = import_path.partition(":")
+    return _constructor_parameters(module, class_name)
+
+
+def _module_tree(module: str) -> ast.Module | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    with open(spec.origin, encoding="utf-8") as source:
+        return ast.parse(source.read())
+
+
+def _declares_name(node: ast.stmt, name: str) -> bool:
+    """``class X(...): name = "<name>"``"""
+    return isinstance(node, ast.ClassDef) and any(
+        isinstance(item, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "name" for t in item.targets)
+        and isinstance(item.value, ast.Constant)
+        and item.value.value == name
+        for item in node.body
+    )
+
+
+_NO_INIT = "no __init__"  # the class and its bases leave construction to object()
+
+
+def _constructor_parameters(module: str, class_name: str) -> list[str] | None:
+    found = _first_init(module, class_name, depth=0)
+    return [] if found == _NO_INIT else found
+
+
+def _first_init(module: str, class_name: str, depth: int):
+    """Parameters of the first ``__init__`` on the class and its bases, depth-first (the MRO of
+    the single-inheritance chains methods use), ``_NO_INIT`` if there is none, None if unknown."""
+    tree = _module_tree(module)
+    if tree is None or depth > 10:
+        return None
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    node = classes.get(class_name)
+    if node is None:
+        return None
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            args = item.args
+            if args.vararg or args.kwarg:
+                return None
+            return [a.arg for a in [*args.posonlyargs, *args.args][1:] + args.kwonlyargs]
+    imported = {
+        alias.asname or alias.name: (stmt.module, alias.name)
+        for stmt in tree.body
+        if isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module
+        for alias in stmt.names
+    }
+    for base in node.bases:
+        if not isinstance(base, ast.Name):
+            return None
+        if base.id in classes:
+            found = _first_init(module, base.id, depth + 1)
+        elif base.id in imported:
+            found = _first_init(*imported[base.id], depth + 1)
+        else:
+            return None
+        if found != _NO_INIT:
+            return found
+    return _NO_INIT
 
 
 def build(name: str, cls, hyperparameters: dict):
