@@ -6,6 +6,9 @@ CORES ?= all
 SNAKEMAKE_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
+# Install compiled bytecode: with PYTHONDONTWRITEBYTECODE set (as on our machines) every process
+# would otherwise compile torch's sources again (import torch + open_clip: 13-17 s -> 6.5 s).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint install
 

@@ -361,3 +361,27 @@ def test_a_corrupt_benchmark_image_is_a_clear_error_naming_it(setup, tmp_path, c
     err = capsys.readouterr().err
     assert f"split forget: {rows[0]['file_name']}: image bytes do not decode" in err
     assert not (root / "corrupt.json").exists()
+
+
+@pytest.mark.parametrize("damaged", ["data/holdout_identity", "identities_metadata.json"])
+def test_a_damaged_benchmark_file_is_named_with_its_split_in_one_line(
+    setup, tmp_path, capsys, damaged
+):
+    import shutil
+
+    root, _ = setup
+    bench = tmp_path / "bench"
+    shutil.copytree(root / "bench", bench)
+    if damaged.startswith("data/"):
+        path = sorted(bench.glob(f"{damaged}-*.parquet"))[0]
+        expected = f"split 'holdout_identity': {path}: unreadable parquet file"
+    else:
+        path = bench / damaged
+        expected = f"{path}: not valid JSON"
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+    args = evaluate_args(root, "damaged.json")
+    args[args.index("--benchmark") + 1] = str(bench)
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0]

@@ -5,6 +5,7 @@ Slow (minutes): marked e2e; the suite runs it once, in CI too.
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -346,3 +347,41 @@ def test_the_results_table_traces_back_to_the_persona_seed(tiny_run):
             "train" if row["method"] in ("clean", "compromised") else "unlearn"
         )
         assert record["seeds"]["config.seed"] == 0
+
+
+def test_a_damaged_split_stops_the_run_before_any_job_deletes_its_outputs(tiny_run):
+    """Damage a holdout parquet and ask for one evaluation: Snakemake plans shards (which it
+    would delete first), Clean's retraining and the evaluation. The preflight names the file in
+    one line, and nothing runs or goes."""
+    split = RESULTS / "benchmark" / "data" / "holdout_identity-00000-of-00001.parquet"
+    original, stamp = split.read_bytes(), split.stat()
+    manifest = (RESULTS / "shards" / "sensitive" / "manifest.json").read_bytes()
+    try:
+        split.write_bytes(os.urandom(len(original)))
+        target = f"results/{RUN}/eval/clean/evaluation.json"
+        result = snakemake("--cores", "2", target, *OVERLAY, *CONFIG, check=False)
+    finally:
+        split.write_bytes(original)
+        os.utime(split, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"results/{RUN}/benchmark/data/{split.name}: unreadable parquet file" in log
+    assert "rule shards:" not in log  # no job started
+    assert (RESULTS / "shards" / "sensitive" / "manifest.json").read_bytes() == manifest
+
+
+def test_forcing_the_compromised_training_retrains_it_from_epoch_0(tiny_run):
+    """README "Retrain only the Compromised model": a forced rerun trains from epoch 0 instead of
+    re-exporting the finished run, and (training is deterministic) gives the same checkpoint.
+
+    Runs last: the checkpoint it rewrites is newer than everything downstream."""
+    checkpoint = RESULTS / "models" / "compromised" / "checkpoint.pt"
+    before, stamp = hashlib.sha256(checkpoint.read_bytes()).hexdigest(), checkpoint.stat()
+    target = f"results/{RUN}/models/compromised/checkpoint.pt"
+    snakemake("--cores", "2", "--forcerun", target, target, *OVERLAY, *CONFIG)
+    log = (RESULTS / "logs" / "train_compromised.log").read_text()
+    run_log = (RESULTS / "models" / "compromised" / "open_clip" / "run" / "out.log").read_text()
+    assert "restart: the previous run finished" in log
+    assert "Train Epoch: 0 " in run_log and "resuming checkpoint" not in run_log
+    assert checkpoint.stat().st_mtime_ns > stamp.st_mtime_ns
+    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == before
