@@ -378,7 +378,8 @@ def test_forcing_the_compromised_training_retrains_it_from_epoch_0(tiny_run):
     checkpoint = RESULTS / "models" / "compromised" / "checkpoint.pt"
     before, stamp = hashlib.sha256(checkpoint.read_bytes()).hexdigest(), checkpoint.stat()
     target = f"results/{RUN}/models/compromised/checkpoint.pt"
-    snakemake("--cores", "2", "--forcerun", target, target, *OVERLAY, *CONFIG)
+    # The target first: --forcerun takes every file name that follows it.
+    snakemake(target, "--cores", "2", "--forcerun", target, *OVERLAY, *CONFIG)
     log = (RESULTS / "logs" / "train_compromised.log").read_text()
     run_log = (RESULTS / "models" / "compromised" / "open_clip" / "run" / "out.log").read_text()
     assert "restart: the previous run finished" in log
