@@ -256,7 +256,8 @@ def run(args) -> None:
     """Snakemake reads ``--configfile`` before it loads the workflow and drops the YAML parser's
     message ("Config file is not valid JSON or YAML"), so no workflow code can name the file or
     line. Parse the overlays here first (file:line:column), then let the workflow itself check
-    the merged configuration in a dry run."""
+    the merged configuration: listing its rules loads it (and so runs every check) without
+    planning jobs, so the state of results/ does not matter."""
     import subprocess
     import sys
 
@@ -266,7 +267,7 @@ def run(args) -> None:
         if not isinstance(read_yaml(path, "config file") or {}, dict):
             raise ValueError(f"{path}: expected a YAML mapping of config keys")
     overlays = [flag for path in args.configfiles for flag in ("--configfile", path)]
-    command = [sys.executable, "-m", "snakemake", "-n", "--quiet", "all", *overlays]
+    command = [sys.executable, "-m", "snakemake", "--list-rules", *overlays]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).splitlines()

@@ -149,9 +149,10 @@ def build(name: str, cls, hyperparameters: dict):
     try:
         return cls(**hyperparameters)
     except TypeError as err:
-        accepted = [
-            p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")
-        ]
+        keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        init = cls.__init__
+        parameters = [] if init is object.__init__ else inspect.signature(init).parameters.values()
+        accepted = [p.name for p in parameters if p.kind in keyword][1:]
         raise ValueError(
             f"config key unlearn.methods.{name}.params: {hyperparameters} rejected ({err}); "
             f"'{name}' takes {accepted or 'no hyperparameters'}"
