@@ -8,7 +8,12 @@ import shlex
 
 from snakemake.utils import validate
 
-from salmu.config_checks import check_config, coerce_command_line, selected_methods
+from salmu.config_checks import (
+    check_config,
+    coerce_command_line,
+    data_config,
+    selected_methods,
+)
 from salmu.faces import DIFFUSERS_OPTIONS
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
@@ -39,14 +44,10 @@ os.environ["PATH"] = (
 )
 
 
-# The keys that shape the released dataset: the dataset card shows (and depends on) only these.
-DATA_CONFIG_KEYS = ("run", "seed", "personas", "faces", "captions", "splits")
-
-
 def config_part(wildcards):
     """config.resolved.json: the whole run's config; config.data.json: the dataset's part."""
     if wildcards.part == "data":
-        return {key: config[key] for key in DATA_CONFIG_KEYS}
+        return data_config(config)
     return config
 
 

@@ -8,6 +8,7 @@ classes (``salmu.unlearn.registry.accepted_hyperparameters``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -131,11 +132,22 @@ def check_local_paths(config: dict) -> None:
         raise ValueError(f"config key train.model_dir: {model_config} is missing")
 
 
+# The keys that shape the released dataset: the dataset card shows (and depends on) only these.
+DATA_CONFIG_KEYS = ("run", "seed", "personas", "faces", "captions", "splits")
+
+
+def data_config(config: dict) -> dict:
+    return {key: config[key] for key in DATA_CONFIG_KEYS}
+
+
 def distractor_pools(config: dict) -> tuple[dict[str, int], str]:
     """Sizes of the two RetFail distractor pools (forget, retain_disjoint): the regenerated
-    benchmark's counts once it exists, else what the config makes before face filtering."""
-    summary = Path("results", config["run"], "benchmark", "splits_summary.json")
-    if summary.is_file():
+    benchmark's counts when it was made with this data config, else what the config makes
+    before face filtering."""
+    run = Path("results", config["run"])
+    summary, made_with = run / "benchmark" / "splits_summary.json", run / "config.data.json"
+    current = json.loads(json.dumps(data_config(config)))
+    if summary.is_file() and made_with.is_file() and read_json(made_with) == current:
         counts = read_json(summary)
         pools = {
             "forget": counts["rows"]["forget"],
