@@ -8,6 +8,7 @@ method anywhere on the Python path is named by an import path ``package.module:C
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -78,6 +79,7 @@ def accepted_hyperparameters(name: str, import_path: str | None = None) -> list[
     return _constructor_parameters(module, class_name)
 
 
+@functools.cache  # the methods' shared bases are read once, not once per method
 def _module_tree(module: str) -> ast.Module | None:
     try:
         spec = importlib.util.find_spec(module)
