@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from salmu.evaluate import layout
 from salmu.plan import job_stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +34,30 @@ def snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def job_counts(stdout: str) -> dict[str, int]:
     """Rule -> job count from Snakemake's job-stats table (the workflow's own parser)."""
     return job_stats(stdout)
+
+
+def evaluation(state, mrr, genknow, holdout, with_ci=True, outcomes=(1, 2), hits=None, vis=0.8):
+    """An evaluation JSON in the official layout: RetFail MRR, GenKnow, holdouts (Inter/Intra),
+    the rest at fixed values; ``outcomes`` / ``hits``: per-row ranks and GenKnow hits."""
+    cis = None
+    if with_ci:
+        cis = {c: [0.0, 1.0] for c in layout.CI_COLUMNS} | {
+            "RetFail_MRR": [mrr - 0.01, mrr + 0.01],
+            "GenKnow": [genknow - 0.01, genknow + 0.01],
+        }
+    return layout.build_result(
+        ret_fail={"R@1": mrr / 2, "MRR": mrr, "outcomes": list(outcomes)},
+        assoc_str={"mean": holdout, "scores": [holdout]},
+        acs={"acs_accuracy": 0.9},
+        id_zsc={"identity_classification_accuracy": 0.5},
+        core_assoc={"mean": holdout, "scores": [holdout]},
+        genknow=genknow,
+        inter_id_sim=holdout,
+        intra_id_sim=holdout,
+        vis_id_int=vis,
+        genknow_hits=hits,
+        frag_sim=0.8,
+        meta={"state": state, "checkpoint": f"models/{state}/checkpoint.pt"},
+        cis=cis,
+        bootstrap={"resamples": 10, "ci_level": 0.95} if with_ci else None,
+    )

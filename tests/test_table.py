@@ -10,6 +10,8 @@ from salmu.evaluate import layout
 from salmu.io import write_json
 from salmu.table import build_table, describe_state, to_markdown
 
+from helpers import evaluation
+
 # RetFail MRR, GenKnow, InterIdSim (= IntraIdSim) per state; the rest kept at Compromised's values.
 STATES = {
     "unlearned/neg_grad/x5/seed0": (0.02, 0.20, -0.50),
@@ -18,30 +20,6 @@ STATES = {
     "clean": (0.02, 0.60, 0.20),
     "unlearned/finetune/x5/seed0": (0.03, 0.60, 0.70),
 }
-
-
-def evaluation(state, mrr, genknow, holdout, with_ci=True):
-    cis = None
-    if with_ci:
-        cis = {c: [0.0, 1.0] for c in layout.CI_COLUMNS} | {
-            "RetFail_MRR": [mrr - 0.01, mrr + 0.01],
-            "GenKnow": [genknow - 0.01, genknow + 0.01],
-        }
-    return layout.build_result(
-        ret_fail={"R@1": mrr / 2, "MRR": mrr, "outcomes": [1, 2]},
-        assoc_str={"mean": holdout, "scores": [holdout]},
-        acs={"acs_accuracy": 0.9},
-        id_zsc={"identity_classification_accuracy": 0.5},
-        core_assoc={"mean": holdout, "scores": [holdout]},
-        genknow=genknow,
-        inter_id_sim=holdout,
-        intra_id_sim=holdout,
-        vis_id_int=0.8,
-        frag_sim=0.8,
-        meta={"state": state, "checkpoint": f"models/{state}/checkpoint.pt"},
-        cis=cis,
-        bootstrap={"resamples": 10, "ci_level": 0.95} if with_ci else None,
-    )
 
 
 @pytest.fixture

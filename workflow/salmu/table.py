@@ -9,7 +9,10 @@ when an evaluation JSON has none, e.g. ``salmu evaluate --bootstrap 0`` or an of
 JSON), and ``diagnosis``: the failure mode of each unlearned model relative to the Clean and
 Compromised rows (``salmu.diagnose``; "reference" on those two rows, null when one is missing), and
 ``lineage``: the checkpoint's provenance record (``salmu audit <checkpoint>`` prints its lineage).
-The markdown shows the metrics and the diagnosis, then the numbers behind each diagnosis.
+The markdown shows, first, the summary over unlearning seeds (``salmu.seeds``: per method and
+budget the mean, a Student-t seed interval and the diagnosis every seed agrees on; also written to
+``<prefix>_summary.parquet`` / ``.csv``), then every seed's row and the numbers behind each
+seed's diagnosis.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu import diagnose
+from salmu import diagnose, seeds
 from salmu.evaluate.layout import METRIC_COLUMNS, ci_column_names, flatten, flatten_ci
 from salmu.io import read_json, write_parquet
 from salmu.provenance import record_path
@@ -127,11 +130,42 @@ def diagnosis_details(
     return out
 
 
-def to_markdown(table: pl.DataFrame, thresholds: diagnose.Thresholds | None = None) -> str:
+SUMMARY_COLUMNS = ("RetFail_MRR", "GenKnow", "InterIdSim", "IntraIdSim", "VisIdInt")
+
+
+def summary_markdown(summary: pl.DataFrame, level: float) -> list[str]:
+    """Mean [seed interval] of the headline metrics, and the agreed diagnosis, per row."""
+    rows = []
+    for row in summary.iter_rows(named=True):
+        cells = [row["state"], "" if row["n_seeds"] is None else str(row["n_seeds"])]
+        for column in SUMMARY_COLUMNS:
+            low, high = row[f"{column}_seed_low"], row[f"{column}_seed_high"]
+            interval = "" if math.isnan(low) else f" [{_cell(low)}, {_cell(high)}]"
+            cells.append(_cell(row[column]) + interval)
+        cells += [_cell(row["diagnosis"]), _cell(row["seed_labels"])]
+        rows.append(cells)
+    return [
+        f"Mean over unlearning seeds [{level:.0%} Student-t interval of the mean over seeds; "
+        "none with one seed]; diagnosis: the failure modes every seed shares (salmu.seeds).",
+        "",
+        *_markdown_rows(["state", "seeds", *SUMMARY_COLUMNS, "diagnosis", "seed diagnoses"], rows),
+        "",
+        "Every seed:",
+        "",
+    ]
+
+
+def to_markdown(
+    table: pl.DataFrame,
+    thresholds: diagnose.Thresholds | None = None,
+    summary: pl.DataFrame | None = None,
+    level: float = seeds.DEFAULT_LEVEL,
+) -> str:
     columns = ["state", *METRIC_COLUMNS]
     if "diagnosis" in table.columns:
         columns.append("diagnosis")
-    lines = _markdown_rows(columns, table.select(columns).iter_rows())
+    lines = [] if summary is None else summary_markdown(summary, level)
+    lines += _markdown_rows(columns, table.select(columns).iter_rows())
     details = diagnosis_details(table, thresholds) if "diagnosis" in table.columns else []
     if details:
         lines += [
@@ -160,16 +194,36 @@ def to_markdown(table: pl.DataFrame, thresholds: diagnose.Thresholds | None = No
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evals", nargs="+", required=True, help="evaluation JSONs")
-    parser.add_argument("--out-prefix", required=True, help="writes PREFIX.parquet/.csv/.md")
+    parser.add_argument(
+        "--out-prefix",
+        required=True,
+        help="writes PREFIX.parquet/.csv/.md and PREFIX_summary.parquet/.csv",
+    )
+    parser.add_argument(
+        "--seed-level",
+        type=float,
+        default=seeds.DEFAULT_LEVEL,
+        help="level of the Student-t interval over unlearning seeds",
+    )
+    parser.add_argument(
+        "--seed-agreement",
+        type=float,
+        default=seeds.DEFAULT_AGREEMENT,
+        help="share of a method's seeds that must raise a failure mode for it to hold",
+    )
     diagnose.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     thresholds = diagnose.thresholds_from_args(args)
     table = build_table(args.evals, thresholds)
+    summary, _ = seeds.summarise(table, thresholds, args.seed_level, args.seed_agreement)
     prefix = Path(args.out_prefix)
     write_parquet(table, prefix.with_suffix(".parquet"))
     table.write_csv(prefix.with_suffix(".csv"))
-    markdown = to_markdown(table, thresholds)
+    summary_prefix = prefix.with_name(prefix.name + "_summary")
+    write_parquet(summary, summary_prefix.with_suffix(".parquet"))
+    summary.write_csv(summary_prefix.with_suffix(".csv"))
+    markdown = to_markdown(table, thresholds, summary, args.seed_level)
     prefix.with_suffix(".md").write_text(markdown)
     print(markdown)

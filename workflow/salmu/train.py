@@ -30,8 +30,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 from salmu.io import write_torch
 from salmu.resumable import mark_finished, open_state
 from salmu.shards import MANIFEST, verify_shards
@@ -125,6 +123,8 @@ def export_final(logs_dir: Path, epochs: int, out: Path) -> None:
     final = logs_dir / RUN_NAME / "checkpoints" / f"epoch_{epochs}.pt"
     if not final.exists():
         raise FileNotFoundError(f"{final}: open_clip_train finished without the final checkpoint")
+    import torch  # here, not at the top: `salmu train --help` must not pay torch's import
+
     checkpoint = torch.load(final, map_location="cpu", weights_only=True)
     write_torch({k: checkpoint[k] for k in ("epoch", "name", "state_dict")}, out)
 

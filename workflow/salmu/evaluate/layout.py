@@ -3,7 +3,7 @@
 ``{"efficacy": {"1.1_RetFail": {R@1, MRR, outcomes}, "1.2_AssocStr": {mean, scores},
 "1.3_ACS": {acs_accuracy}, "1.4_IdZSC": {identity_classification_accuracy},
 "1.5_CoreAssoc": {mean, scores}}, "utility": {"2.1_GenKnow": {ImageNet1k_Accuracy, accuracy,
-source}, "2.2_InterIdSim": {mean}, "2.3_IntraIdSim": {mean}, "2.4_VisIdInt": {mean},
+source, hits}, "2.2_InterIdSim": {mean}, "2.3_IntraIdSim": {mean}, "2.4_VisIdInt": {mean},
 "2.5_FragSim": {mean}}, "meta": {...}}``
 
 GenKnow: we never run ImageNet, so ``ImageNet1k_Accuracy`` is always -1 (the official "skipped"
@@ -53,14 +53,19 @@ CI_SUFFIX = "_ci"
 _FALLBACK_KEYS = {("utility", "2.1_GenKnow", "accuracy"): "ImageNet1k_Accuracy"}
 
 
-def genknow_entry(accuracy: float | None) -> dict:
+def genknow_entry(accuracy: float | None, hits=None) -> dict:
+    """``hits``: 1/0 per GenKnow image (ours, not official), for paired comparisons between
+    models (``salmu compare``), as ``outcomes`` and ``scores`` are for the pair-level metrics."""
     if accuracy is None:
         return {
             "ImageNet1k_Accuracy": GENKNOW_SKIPPED,
             "accuracy": GENKNOW_SKIPPED,
             "source": "skipped",
         }
-    return {"ImageNet1k_Accuracy": GENKNOW_SKIPPED, "accuracy": accuracy, "source": "synthetic"}
+    entry = {"ImageNet1k_Accuracy": GENKNOW_SKIPPED, "accuracy": accuracy, "source": "synthetic"}
+    if hits is not None:
+        entry["hits"] = [int(h) for h in hits]
+    return entry
 
 
 def build_result(
@@ -78,6 +83,7 @@ def build_result(
     meta: dict,
     cis: dict[str, list[float]] | None = None,
     bootstrap: dict | None = None,
+    genknow_hits=None,
 ) -> dict:
     """The official layout; ``cis`` = ``{column in CI_COLUMNS: [low, high]}`` placed next to each
     value, ``bootstrap`` (the CI settings) goes to ``meta.bootstrap``."""
@@ -90,7 +96,7 @@ def build_result(
             "1.5_CoreAssoc": dict(core_assoc),
         },
         "utility": {
-            "2.1_GenKnow": genknow_entry(genknow),
+            "2.1_GenKnow": genknow_entry(genknow, genknow_hits),
             "2.2_InterIdSim": {"mean": inter_id_sim},
             "2.3_IntraIdSim": {"mean": intra_id_sim},
             "2.4_VisIdInt": {"mean": vis_id_int},

@@ -253,6 +253,7 @@ def compute_metrics(
             gk_images, gk_labels, metrics.class_embeddings(prompt_emb), "GenKnow"
         )
         out["genknow"] = metrics.gen_know_from_hits(genknow_hits)
+        out["genknow_hits"] = genknow_hits
     if cfg.bootstrap != 0:  # CIs: identities (null identity: the row alone) resampled per split
         ranks = np.asarray(out["ret_fail"]["outcomes"], dtype=np.float64)
 

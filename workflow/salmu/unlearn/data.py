@@ -89,6 +89,9 @@ class SampleBank:
         self.has_generic = all(s.generic_text is not None for s in samples)
         # Indices whose image bytes do not decode: skipped (and counted) from then on.
         self.corrupt: set[int] = set()
+        # Token rows by caption: every caption is drawn many times over a budget, and open_clip's
+        # tokenizer (ftfy, regex, BPE) costs about as much per caption as decoding the image.
+        self._tokens: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -114,9 +117,16 @@ class SampleBank:
         if not chosen:
             raise ValueError("no sample with a decodable image left in this data source")
         images = torch.stack(images)
-        generic = self.tokenizer([s.generic_text for s in chosen]) if self.has_generic else None
+        generic = self.tokenize([s.generic_text for s in chosen]) if self.has_generic else None
         return Batch(
             images.to(self.device),
-            self.tokenizer([s.text for s in chosen]).to(self.device),
+            self.tokenize([s.text for s in chosen]).to(self.device),
             None if generic is None else generic.to(self.device),
         )
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """The tokenizer's rows for ``texts``, each caption tokenized once per bank."""
+        new = list(dict.fromkeys(t for t in texts if t not in self._tokens))
+        if new:
+            self._tokens.update(zip(new, self.tokenizer(new), strict=True))
+        return torch.stack([self._tokens[t] for t in texts])

@@ -1,0 +1,209 @@
+"""``salmu calibrate``: sweep unlearning settings on a run's trained models, in one process.
+
+Calibrating a tier means trying many per-method learning rates and loss weights against the same
+Clean and Compromised models. Through the workflow each try pays two process starts (torch and
+open_clip import: ~7 s each on our machines) per method and seed; here the imports are paid once.
+The work itself is the workflow's own: the unlearning driver (``salmu.unlearn.run.unlearn``) and
+the evaluator (``salmu.evaluate.run.evaluate``) with the run's settings, then the seed-agreed
+diagnosis and the fidelity report (``salmu.fidelity``). Nothing here is a result of the
+benchmark: the checkpoints go to ``--work-dir`` and only the report is printed and written.
+
+    salmu calibrate --run-dir results/tiny --config config.yaml --seeds 0 1 2 \\
+        --set neg_grad.lr=3e-5 --set delete.params.forget_weight=0.5
+
+``--set METHOD.lr=X`` / ``--set METHOD.params.KEY=VALUE`` override ``unlearn.methods`` of the
+config for this sweep only; ``--set unlearn.KEY=VALUE`` overrides a driver setting (batch_size,
+grad_clip, weight_decay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import polars as pl
+
+from salmu import fidelity
+from salmu.config_checks import selected_methods
+from salmu.evaluate.run import EvalConfig, evaluate
+from salmu.io import read_yaml, write_json
+from salmu.table import build_table
+
+
+def merged_config(paths: list[str]) -> dict:
+    """The config files merged in order, as Snakemake merges ``--configfile`` overlays."""
+
+    def merge(base: dict, overlay: dict) -> dict:
+        out = dict(base)
+        for key, value in overlay.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = value
+        return out
+
+    config: dict = {}
+    for path in paths:
+        config = merge(config, read_yaml(path) or {})
+    return config
+
+
+def apply_overrides(unlearn: dict, overrides: list[str]) -> dict:
+    """``--set`` strings applied to a copy of the config's ``unlearn`` section."""
+    out = json.loads(json.dumps(unlearn))
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        if not sep or "." not in path:
+            raise ValueError(
+                f"--set {item!r}: expected METHOD.lr=X, METHOD.params.KEY=X or unlearn.KEY=X"
+            )
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        head, *rest = path.split(".")
+        node = out if head == "unlearn" else out["methods"].setdefault(head, {"params": {}})
+        for key in rest[:-1]:
+            node = node.setdefault(key, {})
+        node[rest[-1]] = value
+    return out
+
+
+def unlearn_argv(
+    run_dir: Path, config: dict, unlearn: dict, method: str, budget: float, seed: int, out_dir: Path
+) -> list[str]:
+    """The ``salmu unlearn`` command line the workflow's rule would give this job."""
+    from salmu.unlearn.run import configure_parser  # noqa: F401  (the parser the rule feeds)
+
+    settings = unlearn["methods"][method]
+    argv = [
+        "--method", method, "--budget", f"{budget:g}", "--seed", str(seed),
+        "--model-dir", config["train"]["model_dir"],
+        "--checkpoint", str(run_dir / "models/compromised/checkpoint.pt"),
+        "--forget-shards", str(run_dir / "shards/forget"),
+        "--retain-shards", str(run_dir / "shards/retain"),
+        "--batch-size", str(unlearn["batch_size"]),
+        "--lr", str(settings.get("lr", 1e-4)),
+        "--wd", str(unlearn["weight_decay"]),
+        "--grad-clip", str(unlearn["grad_clip"]),
+        "--precision", unlearn["precision"],
+        "--device", unlearn["device"],
+        "--threads", str(unlearn["threads"]),
+        "--out", str(out_dir / "checkpoint.pt"),
+        "--report", str(out_dir / "unlearn.json"),
+    ]  # fmt: skip
+    if unlearn.get("retain_samples") is not None:
+        argv += ["--retain-samples", str(unlearn["retain_samples"])]
+    for key, value in settings.get("params", {}).items():
+        argv += ["--param", f"{key}={json.dumps(value)}"]
+    if "import_path" in settings:
+        argv += ["--import-path", settings["import_path"]]
+    return argv
+
+
+def evaluate_model(
+    run_dir: Path,
+    config: dict,
+    checkpoint: str,
+    state: str,
+    out: Path,
+    cache_dir: str | None = None,
+) -> str:
+    ev = config["evaluate"]
+    cfg = EvalConfig(
+        benchmark=str(run_dir / "benchmark"),
+        model_dir=config["train"]["model_dir"],
+        out=str(out),
+        checkpoint=checkpoint,
+        genknow=str(run_dir / "data/genknow.parquet"),
+        state=state,
+        cache_dir=cache_dir,
+        distractors=ev["distractors"],
+        seed=ev["seed"],
+        batch_size=ev["batch_size"],
+        threads=ev["threads"],
+        device=ev["device"],
+        bootstrap=ev["bootstrap"],
+        ci_level=ev["ci_level"],
+    )
+    write_json(evaluate(cfg), out)
+    return str(out)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--run-dir", required=True, help="a run with trained models and shards (results/<run>)")
+    add("--config", nargs="+", required=True, help="config files, merged in order")
+    add("--methods", nargs="*", default=None, help="default: the config's selection")
+    add("--budget", type=float, default=5.0)
+    add("--seeds", type=int, nargs="+", default=[0])
+    add("--set", action="append", default=[], dest="overrides", help="METHOD.lr=X etc.")
+    add("--work-dir", default=None, help="checkpoints and JSONs (default: RUN_DIR/calibrate)")
+    add("--seed-agreement", type=float, default=1.0)
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from salmu.unlearn.run import configure_parser as unlearn_parser
+    from salmu.unlearn.run import unlearn
+
+    config = merged_config(args.config)
+    unlearn_cfg = apply_overrides(config["unlearn"], args.overrides)
+    methods = args.methods or selected_methods(unlearn_cfg)
+    run_dir = Path(args.run_dir)
+    work = Path(args.work_dir or run_dir / "calibrate")
+    torch.set_num_threads(config["unlearn"]["threads"])
+    evals = [
+        evaluate_model(
+            run_dir,
+            config,
+            str(run_dir / f"models/{s}/checkpoint.pt"),
+            s,
+            work / s / "evaluation.json",
+            str(run_dir / f"eval/{s}/cache"),
+        )
+        for s in ("clean", "compromised")
+    ]
+    parser = argparse.ArgumentParser()
+    unlearn_parser(parser)
+    for method in methods:
+        for seed in args.seeds:
+            state = f"unlearned/{method}/x{args.budget:g}/seed{seed}"
+            out_dir = work / state
+            out_dir.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            argv = unlearn_argv(run_dir, config, unlearn_cfg, method, args.budget, seed, out_dir)
+            write_json(unlearn(parser.parse_args(argv)), out_dir / "unlearn.json")
+            evals.append(
+                evaluate_model(
+                    run_dir,
+                    config,
+                    str(out_dir / "checkpoint.pt"),
+                    state,
+                    out_dir / "evaluation.json",
+                )
+            )
+            print(f"calibrate: {state} in {time.perf_counter() - start:.1f} s", flush=True)
+    table = build_table(evals)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250):
+        print(
+            table.select(
+                "state",
+                "RetFail_MRR",
+                "RetFail_R@1",
+                "GenKnow",
+                "InterIdSim",
+                "IntraIdSim",
+                "VisIdInt",
+                "diagnosis",
+            )
+        )
+    classes = json.loads(Path(evals[0]).read_text())["meta"]["genknow_classes"]
+    found = fidelity.report(table, args.budget, classes, agreement=args.seed_agreement)
+    markdown = fidelity.to_markdown(found)
+    (work / "fidelity.md").write_text(markdown)
+    write_json({"overrides": args.overrides, **found}, work / "fidelity.json")
+    print(markdown)
