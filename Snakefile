@@ -44,6 +44,8 @@ rule all:
     default_target: True
     input:
         results_table(config["run"]),
+        f"results/{config['run']}/fidelity.md",
+        f"results/{config['run']}/comparisons.md",
         f"results/{config['run']}/benchmark/README.md",
         f"results/{config['run']}/plots/retfail_vs_genknow.png",
         f"results/{config['run']}/config.resolved.json",

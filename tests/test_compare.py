@@ -1,15 +1,17 @@
 """``salmu compare``: paired bootstrap over identities (RetFail) and images (GenKnow)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from helpers import evaluation
 
 from salmu import compare
 from salmu.cli import main
 from salmu.io import write_json, write_parquet
+
+from helpers import evaluation
 
 # 8 forget rows of 4 identities (2 rows each), 6 GenKnow images.
 IDENTITIES = ["a", "a", "b", "b", "c", "c", "d", "d"]
@@ -75,7 +77,7 @@ def test_bad_input_names_the_file(tmp_path, capsys):
     assert main(["compare", "--evals", path, "--benchmark", bench, "--budget", "5",
                  "--out-prefix", str(tmp_path / "c")]) == 2  # fmt: skip
     assert "1 method(s) at budget 5" in capsys.readouterr().err
-    broken = json.loads(open(path).read())
+    broken = json.loads(Path(path).read_text())
     del broken["efficacy"]["1.1_RetFail"]["outcomes"]
     write_json(broken, path)
     with pytest.raises(ValueError, match="seed0_evaluation.json|no outcomes"):

@@ -1,14 +1,16 @@
 """``salmu fidelity``: the paper's failure modes against ours, and the tier's targets, computed."""
 
 import json
+from pathlib import Path
 
 import pytest
-from helpers import evaluation
 
 from salmu import diagnose, fidelity
 from salmu.cli import main
 from salmu.io import write_json, write_parquet
 from salmu.table import build_table
+
+from helpers import evaluation
 
 # (RetFail MRR, GenKnow, holdout similarity) per method, on every seed unless a list is given.
 # Clean 0.02 / Compromised 0.30: the holdout cut for over-generalisation is 0.20 - 0.25 * 0.60.
@@ -86,7 +88,7 @@ def test_a_memorising_compromised_and_one_seed_fail_their_targets(tmp_path):
 def test_cli_writes_json_and_markdown(tmp_path):
     table, paths = table_of(tmp_path, PATTERNS)
     write_parquet(table, tmp_path / "benchmark.parquet")
-    clean = json.loads(open(paths[0]).read())
+    clean = json.loads(Path(paths[0]).read_text())
     clean["meta"]["genknow_classes"] = 64
     write_json(clean, tmp_path / "clean.json")
     prefix = tmp_path / "fidelity"

@@ -15,6 +15,7 @@ import time
 import polars as pl
 import pytest
 
+from salmu import seeds
 from salmu.io import read_json
 from salmu.plan import estimated_sizes, load_config
 from salmu.unlearn.registry import builtin_methods
@@ -28,6 +29,12 @@ SENSITIVE = ("forget", "holdout_association", "holdout_identity")
 OVERLAY = ("--configfile", "tests/e2e_overlay.yaml")
 CONFIG = ("--config", f"run={RUN}")
 EFFICACY_WITH_CI = ("RetFail_MRR", "AssocStr", "CoreAssoc")
+# The run's unlearning fan-out, from the config it runs with.
+SETTINGS = load_config(ROOT, [OVERLAY[1]])
+SEEDS = SETTINGS["unlearn"]["seeds"]
+BUDGETS = SETTINGS["unlearn"]["budgets"]
+MAIN = SETTINGS["report"]["main_budget"]
+FAN_OUT = len(builtin_methods()) * len(BUDGETS) * len(SEEDS)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +53,15 @@ def metric(table, state, column):
 def test_table_has_a_row_per_model_state(tiny_run):
     states = tiny_run["state"].to_list()
     assert states[:2] == ["clean", "compromised"]
-    assert sorted(states[2:]) == [f"unlearned/{m}/x5/seed0" for m in builtin_methods()]
+    assert sorted(states[2:]) == sorted(
+        f"unlearned/{m}/x{b:g}/seed{s}" for m in builtin_methods() for b in BUDGETS for s in SEEDS
+    )
     for suffix in (".csv", ".md"):
         assert (RESULTS / f"benchmark{suffix}").stat().st_size > 0
+    # ...and the summary over seeds: one row per method and budget.
+    summary = pl.read_parquet(RESULTS / "benchmark_summary.parquet")
+    assert summary.height == 2 + len(builtin_methods()) * len(BUDGETS)
+    assert set(summary["n_seeds"].drop_nulls()) == {len(SEEDS)}
 
 
 def test_compromised_leaks_and_clean_does_not(tiny_run):
@@ -85,16 +98,19 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
 
     mine = {"lr": 0.001, "import_path": "salmu.unlearn.methods.neg_grad:NegativeGradient"}
     extra = tmp_path / "more.yaml"
-    extra.write_text(yaml.safe_dump({"unlearn": {"budgets": [1, 5], "methods": {"mine": mine}}}))
+    budgets = {"budgets": [*BUDGETS, 1], "methods": {"mine": mine}}
+    extra.write_text(yaml.safe_dump({"unlearn": budgets}))
     result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
     counts = job_counts(result.stdout)
     methods = len(builtin_methods()) + 1
-    # x1 for every method, x5 for the new one; the run's config record changes, the dataset's not.
-    assert counts["unlearn"] == methods + 1 and counts["evaluate"] == methods + 1
+    # x1 for every method, the run's budgets for the new one, every seed; the run's config record
+    # changes, the dataset's not; the main-budget reports gain a method.
+    expected = (methods + len(BUDGETS)) * len(SEEDS)
+    assert counts["unlearn"] == expected and counts["evaluate"] == expected
     assert counts["resolved_config"] == 1 and "dataset_card" not in counts
     assert set(counts) == {
         *("unlearn", "evaluate", "results_table", "plots", "resolved_config"),
-        *("provenance_summary", "all", "total"),
+        *("fidelity", "comparisons", "provenance_summary", "all", "total"),
     }
 
 
@@ -104,12 +120,11 @@ def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
     compromised = f"results/{RUN}/models/compromised/checkpoint.pt"
     result = snakemake("-n", "--quiet", "rules", "--forcerun", compromised, *OVERLAY, *CONFIG)
     counts = job_counts(result.stdout)
-    fan_out = len(builtin_methods())  # every method at the overlay's one budget and seed
-    assert counts["train"] == 1 and counts["unlearn"] == fan_out
-    assert counts["evaluate"] == fan_out + 1
+    assert counts["train"] == 1 and counts["unlearn"] == FAN_OUT
+    assert counts["evaluate"] == FAN_OUT + 1
     assert set(counts) == {
         *("train", "unlearn", "evaluate", "results_table", "plots", "provenance_summary"),
-        *("all", "total"),
+        *("fidelity", "comparisons", "all", "total"),
     }
 
 
@@ -120,10 +135,10 @@ def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
     extra.write_text("evaluate:\n  bootstrap: 200\n")
     result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
     counts = job_counts(result.stdout)
-    assert counts["evaluate"] == len(builtin_methods()) + 2
+    assert counts["evaluate"] == FAN_OUT + 2
     assert set(counts) == {
         *("evaluate", "results_table", "plots", "resolved_config", "provenance_summary"),
-        *("all", "total"),
+        *("fidelity", "comparisons", "all", "total"),
     }
 
 
@@ -144,6 +159,37 @@ def test_official_json_layout(tiny_run):
         "2.5_FragSim",
     }
     assert {"MRR", "R@1", "outcomes"} <= set(result["efficacy"]["1.1_RetFail"])
+
+
+def test_fidelity_report_holds_the_tiers_targets(tiny_run):
+    """The fidelity report is computed from the table (each baseline's label is the diagnosis its
+    seeds agree on), and the tiny tier meets its calibration targets: the paper's regime."""
+    found = read_json(RESULTS / "fidelity.json")
+    _, agreed = seeds.summarise(tiny_run)
+    for baseline in found["baselines"]:
+        assert baseline["ran"] and baseline["ours"] == agreed[baseline["state"]].label
+        assert baseline["n_seeds"] == len(SEEDS)
+        print(f"{baseline['name']}: paper {baseline['failure_mode']}; ours {baseline['ours']}")
+    for criterion in found["criteria"]:
+        print(f"{criterion['name']}: {criterion['value']} ({criterion['target']})")
+    assert "Fidelity to the paper" in (RESULTS / "fidelity.md").read_text()
+    failing = [c["name"] for c in found["criteria"] if not c["holds"]]
+    assert not failing and found["all_hold"]
+
+
+def test_paired_comparisons_cover_every_pair_of_methods(tiny_run):
+    found = read_json(RESULTS / "comparisons.json")
+    methods = builtin_methods()
+    assert found["methods"] == sorted(methods) and found["budget"] == MAIN
+    pairs = len(methods) * (len(methods) - 1) // 2
+    assert len(found["comparisons"]) == 2 * pairs  # RetFail and GenKnow
+    by_pair = {(c["a"], c["b"], c["metric"]): c for c in found["comparisons"]}
+    # A's value is the mean over its seeds of the table's rows.
+    summary = pl.read_parquet(RESULTS / "benchmark_summary.parquet")
+    first, second = sorted(methods)[:2]
+    state = f"unlearned/{first}/x{MAIN:g}"
+    expected = summary.filter(pl.col("state") == state)["RetFail_MRR"].item()
+    assert by_pair[(first, second, "RetFail_MRR")]["a_value"] == pytest.approx(expected)
 
 
 def shard_contents(shard_dir):
@@ -311,8 +357,7 @@ def test_plan_of_a_finished_run_reads_its_shards_and_benchmarks(tiny_run, tmp_pa
     for key in ("sensitive", "forget", "retain"):
         assert payload["sizes"][key] == getattr(estimate, key), key
     rules = {row["rule"]: row for row in payload["rules"]}
-    methods, budgets = len(config["unlearn"]["methods"]), len(config["unlearn"]["budgets"])
-    assert rules["unlearn"]["jobs"] == methods * budgets
+    assert rules["unlearn"]["jobs"] == FAN_OUT
     train = rules["train"]
     assert train["jobs"] == 2 and train["measured_jobs"] == 2
     assert train["device_hours"] > 0 and train["measured_hours"] > 0

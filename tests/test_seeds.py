@@ -3,11 +3,12 @@
 import math
 
 import pytest
-from helpers import evaluation
 
 from salmu import diagnose, seeds
 from salmu.io import write_json
 from salmu.table import build_table, to_markdown
+
+from helpers import evaluation
 
 REFERENCES = {"clean": (0.02, 0.60, 0.20), "compromised": (0.90, 0.60, 0.80)}
 

@@ -325,6 +325,16 @@ def evaluation_jsons(wildcards):
     ]
 
 
+def main_budget_evaluations(wildcards):
+    """Evaluation JSONs of every unlearned model at report.main_budget (every method, seed)."""
+    main = budget_label(config["report"]["main_budget"])
+    return [
+        f"results/{wildcards.run}/eval/{state}/evaluation.json"
+        for state in model_states()
+        if state.startswith("unlearned/") and f"/x{main}/" in state
+    ]
+
+
 def results_table(run):
     return multiext(f"results/{run}/benchmark", ".parquet", ".csv", ".md")
 

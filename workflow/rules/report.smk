@@ -9,6 +9,7 @@ rule results_table:
             category="Results",
         ),
         md="results/{run}/benchmark.md",
+        summary=multiext("results/{run}/benchmark_summary", ".parquet", ".csv"),
     log:
         "results/{run}/logs/results_table.log",
     benchmark:
@@ -21,10 +22,84 @@ rule results_table:
         runtime=10,
     params:
         prefix=subpath(output.parquet, strip_suffix=".parquet"),
+        level=config["report"]["seed_interval_level"],
+        agreement=config["report"]["seed_agreement"],
     shell:
         recorded(
             "results_table",
-            "salmu table --evals {input} --out-prefix {params.prefix} > {log} 2>&1",
+            "salmu table --evals {input} --out-prefix {params.prefix}"
+            " --seed-level {params.level} --seed-agreement {params.agreement} > {log} 2>&1",
+        )
+
+
+rule fidelity:
+    input:
+        table="results/{run}/benchmark.parquet",
+        reference="results/{run}/eval/clean/evaluation.json",
+    output:
+        json="results/{run}/fidelity.json",
+        md=report(
+            "results/{run}/fidelity.md",
+            caption="../report/fidelity.rst",
+            category="Results",
+        ),
+    log:
+        "results/{run}/logs/fidelity.log",
+    benchmark:
+        "results/{run}/benchmarks/fidelity.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        prefix=subpath(output.json, strip_suffix=".json"),
+        budget=config["report"]["main_budget"],
+        agreement=config["report"]["seed_agreement"],
+    shell:
+        recorded(
+            "fidelity",
+            "salmu fidelity --table {input.table} --reference-eval {input.reference}"
+            " --budget {params.budget} --seed-agreement {params.agreement}"
+            " --out-prefix {params.prefix} > {log} 2>&1",
+        )
+
+
+rule comparisons:
+    input:
+        evals=main_budget_evaluations,
+        splits=[split_parquet(s) for s in SPLIT_NAMES],
+    output:
+        json="results/{run}/comparisons.json",
+        md=report(
+            "results/{run}/comparisons.md",
+            caption="../report/comparisons.rst",
+            category="Results",
+        ),
+    log:
+        "results/{run}/logs/comparisons.log",
+    benchmark:
+        "results/{run}/benchmarks/comparisons.tsv"
+    conda:
+        SALMU_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        prefix=subpath(output.json, strip_suffix=".json"),
+        benchmark_dir=benchmark_dir,
+        budget=config["report"]["main_budget"],
+        resamples=config["report"]["comparison_resamples"],
+        level=config["report"]["seed_interval_level"],
+        seed=config["evaluate"]["seed"],
+    shell:
+        recorded(
+            "comparisons",
+            "salmu compare --evals {input.evals} --benchmark {params.benchmark_dir}"
+            " --budget {params.budget} --bootstrap {params.resamples} --ci-level {params.level}"
+            " --seed {params.seed} --out-prefix {params.prefix} > {log} 2>&1",
         )
 
 

@@ -25,25 +25,16 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu import fidelity
+from salmu import diagnose, fidelity
 from salmu.config_checks import selected_methods
 from salmu.evaluate.run import EvalConfig, evaluate
 from salmu.io import read_yaml, write_json
+from salmu.plan import merge
 from salmu.table import build_table
 
 
 def merged_config(paths: list[str]) -> dict:
     """The config files merged in order, as Snakemake merges ``--configfile`` overlays."""
-
-    def merge(base: dict, overlay: dict) -> dict:
-        out = dict(base)
-        for key, value in overlay.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge(out[key], value)
-            else:
-                out[key] = value
-        return out
-
     config: dict = {}
     for path in paths:
         config = merge(config, read_yaml(path) or {})
@@ -142,6 +133,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--set", action="append", default=[], dest="overrides", help="METHOD.lr=X etc.")
     add("--work-dir", default=None, help="checkpoints and JSONs (default: RUN_DIR/calibrate)")
     add("--seed-agreement", type=float, default=1.0)
+    add(
+        "--lr-grid",
+        type=float,
+        nargs="+",
+        default=None,
+        help="per method, the smallest of these lrs whose first seed closes the diagnosis's "
+        "min_gap_closed of the RetFail gap (else the largest); methods without optimizer steps "
+        "(their own unlearn) run once",
+    )
+
+
+def gap_closed(evals: list[str], candidate: str) -> float:
+    """The candidate's share of the Compromised -> Clean RetFail MRR gap closed."""
+    table = build_table([*evals[:2], candidate])
+    clean, compromised, row = table.iter_rows(named=True)
+    return diagnose.gap_closed(
+        row["RetFail_MRR"],
+        clean["RetFail_MRR"],
+        compromised["RetFail_MRR"],
+        diagnose.Thresholds().min_reference_gap,
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -169,24 +181,40 @@ def run(args: argparse.Namespace) -> None:
     ]
     parser = argparse.ArgumentParser()
     unlearn_parser(parser)
+
+    def run_one(method: str, seed: int, settings: dict, out_dir: Path) -> str:
+        state = f"unlearned/{method}/x{args.budget:g}/seed{seed}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        argv = unlearn_argv(run_dir, config, settings, method, args.budget, seed, out_dir)
+        write_json(unlearn(parser.parse_args(argv)), out_dir / "unlearn.json")
+        path = evaluate_model(
+            run_dir, config, str(out_dir / "checkpoint.pt"), state, out_dir / "evaluation.json"
+        )
+        lr = settings["methods"][method].get("lr")
+        print(f"calibrate: {state} lr {lr} in {time.perf_counter() - start:.1f} s", flush=True)
+        return path
+
+    chosen, grid_report = {}, []
     for method in methods:
-        for seed in args.seeds:
-            state = f"unlearned/{method}/x{args.budget:g}/seed{seed}"
-            out_dir = work / state
-            out_dir.mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            argv = unlearn_argv(run_dir, config, unlearn_cfg, method, args.budget, seed, out_dir)
-            write_json(unlearn(parser.parse_args(argv)), out_dir / "unlearn.json")
-            evals.append(
-                evaluate_model(
-                    run_dir,
-                    config,
-                    str(out_dir / "checkpoint.pt"),
-                    state,
-                    out_dir / "evaluation.json",
-                )
-            )
-            print(f"calibrate: {state} in {time.perf_counter() - start:.1f} s", flush=True)
+        settings = json.loads(json.dumps(unlearn_cfg))
+        first = None
+        for lr in sorted(args.lr_grid or []):  # the smallest lr that forgets, else the largest
+            settings["methods"][method]["lr"] = lr
+            out_dir = work / "grid" / f"lr{lr:g}" / method
+            first = run_one(method, args.seeds[0], settings, out_dir)
+            closed = gap_closed(evals, first)
+            grid_report.append({"method": method, "lr": lr, "gap_closed": closed})
+            steps = json.loads((out_dir / "unlearn.json").read_text())["optimizer_steps"]
+            if closed >= diagnose.Thresholds().min_gap_closed or steps == 0:
+                break  # forgets; or takes no optimizer step, so the lr does not matter
+        chosen[method] = settings["methods"][method].get("lr")
+        for index, seed in enumerate(args.seeds):
+            if index == 0 and first is not None:
+                evals.append(first)
+                continue
+            out_dir = work / f"unlearned/{method}/x{args.budget:g}/seed{seed}"
+            evals.append(run_one(method, seed, settings, out_dir))
     table = build_table(evals)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250):
         print(
@@ -204,6 +232,17 @@ def run(args: argparse.Namespace) -> None:
     classes = json.loads(Path(evals[0]).read_text())["meta"]["genknow_classes"]
     found = fidelity.report(table, args.budget, classes, agreement=args.seed_agreement)
     markdown = fidelity.to_markdown(found)
+    if grid_report:
+        markdown += (
+            f"\n| method | lr tried | RetFail gap closed (seed {args.seeds[0]}) |\n|---|---|---|\n"
+        )
+        markdown += "".join(
+            f"| {g['method']} | {g['lr']:g} | {g['gap_closed']:.3f} |\n" for g in grid_report
+        )
+    markdown += "\nlr per method: " + ", ".join(f"{m} {lr}" for m, lr in chosen.items()) + "\n"
     (work / "fidelity.md").write_text(markdown)
-    write_json({"overrides": args.overrides, **found}, work / "fidelity.json")
+    write_json(
+        {"overrides": args.overrides, "lr": chosen, "grid": grid_report, **found},
+        work / "fidelity.json",
+    )
     print(markdown)

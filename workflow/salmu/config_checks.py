@@ -9,6 +9,7 @@ classes (``salmu.unlearn.registry.accepted_hyperparameters``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +26,19 @@ def check_config(config: dict, overlays: Iterable[str | Path], defaults: dict) -
     check_required_models(config)
     check_local_paths(config)
     check_distractors(config)
+    check_main_budget(config)
+
+
+def check_main_budget(config: dict) -> None:
+    """The reports are made at report.main_budget: a budget that never runs would leave them
+    without a single unlearned model."""
+    main, budgets = config["report"]["main_budget"], config["unlearn"]["budgets"]
+    if not any(math.isclose(main, b) for b in budgets):
+        raise ValueError(
+            f"config key report.main_budget: {main:g} is not one of unlearn.budgets "
+            f"{[float(b) for b in budgets]}; the fidelity report and the comparisons are made "
+            "at it"
+        )
 
 
 def selected_methods(unlearn: dict) -> list[str]:

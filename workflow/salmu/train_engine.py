@@ -97,11 +97,35 @@ def key_training_data(data: dict, seed: int, rank: int) -> None:
         )
 
 
+class CachedTokenizer:
+    """open_clip's tokenizer, each caption tokenized once per process instead of once per epoch
+    (ftfy + regex + BPE cost about a fifth of the tiny tier's per-sample data time). Picklable,
+    so loader workers get their own copy and cache."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def __call__(self, texts, *args, **kwargs):
+        if args or kwargs or not isinstance(texts, str):
+            return self.tokenizer(texts, *args, **kwargs)
+        if texts not in self.cache:
+            self.cache[texts] = self.tokenizer(texts)
+        return self.cache[texts]
+
+    def __getattr__(self, name):  # context_length, vocab_size, ... of the wrapped tokenizer
+        if name == "tokenizer":
+            raise AttributeError(name)
+        return getattr(self.tokenizer, name)
+
+
 def install_hooks(engine) -> None:
     original_get_data, original_train_one_epoch = engine.get_data, engine.train_one_epoch
 
     @functools.wraps(original_get_data)
     def get_data(args, *rest, **kwargs):
+        if kwargs.get("tokenizer") is not None:
+            kwargs["tokenizer"] = CachedTokenizer(kwargs["tokenizer"])
         data = original_get_data(args, *rest, **kwargs)
         key_training_data(data, args.seed, args.rank)
         return data
