@@ -128,7 +128,7 @@ def test_check_config_names_the_file_and_line_of_a_broken_overlay(tmp_path, caps
     typo.write_text("unlearn:\n  methods:\n    ssd: {lr: 0.1, params: {alfa: 3}}\n")
     assert main(["check-config", str(typo)]) == 2
     assert "unlearn.methods.ssd.params.alfa" in capsys.readouterr().err
-    assert main(["check-config", "tests/e2e_overlay.yaml"]) == 0
+    assert main(["check-config", "resources/tiers/small.yaml"]) == 0
 
 
 def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():

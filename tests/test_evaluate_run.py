@@ -209,7 +209,7 @@ def test_evaluate_writes_the_official_layout_and_reuses_the_cache(setup, capsys)
             "1.5_CoreAssoc": {"mean", "scores"},
         },
         "utility": {
-            "2.1_GenKnow": {"ImageNet1k_Accuracy", "accuracy", "source"},
+            "2.1_GenKnow": {"ImageNet1k_Accuracy", "accuracy", "source", "hits"},
             "2.2_InterIdSim": {"mean"},
             "2.3_IntraIdSim": {"mean"},
             "2.4_VisIdInt": {"mean"},
@@ -243,6 +243,10 @@ def test_evaluate_writes_the_official_layout_and_reuses_the_cache(setup, capsys)
         assert -1 <= flat[column] <= 1, column
     assert result["utility"]["2.1_GenKnow"]["source"] == "synthetic"
     assert result["utility"]["2.1_GenKnow"]["ImageNet1k_Accuracy"] == -1
+    # One hit per GenKnow image, for paired comparisons between models; their mean is GenKnow.
+    hits = result["utility"]["2.1_GenKnow"]["hits"]
+    assert set(hits) <= {0, 1}
+    assert sum(hits) / len(hits) == pytest.approx(result["utility"]["2.1_GenKnow"]["accuracy"])
 
     # Second run: every embedding comes from the cache, and the numbers are identical.
     with pytest.warns(EvaluationWarning):
