@@ -12,6 +12,10 @@ OVERLAYS = {
     "unknown face backend": ({"faces": {"backend": "gan"}}, "backend"),
     "unknown retain backend": ({"retain": {"backend": "laion"}}, "backend"),
     "unknown key": ({"train": {"epochz": 3}}, "epochz"),
+    "reports at a budget that never runs": (
+        {"report": {"main_budget": 2}},
+        "report.main_budget: 2 is not one of unlearn.budgets",
+    ),
     "unknown method": (
         {"unlearn": {"methods": {"forget_me": {"lr": 0.1}}}},
         "unlearn.methods.forget_me",
