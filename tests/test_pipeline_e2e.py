@@ -26,11 +26,10 @@ pytestmark = pytest.mark.e2e
 RUN = "pytest-e2e"
 RESULTS = ROOT / "results" / RUN
 SENSITIVE = ("forget", "holdout_association", "holdout_identity")
-# The default config as it is (the tier `make run` runs): the fidelity targets are about it.
-OVERLAY = ()
 CONFIG = ("--config", f"run={RUN}")
 EFFICACY_WITH_CI = ("RetFail_MRR", "AssocStr", "CoreAssoc")
 # The run's unlearning fan-out, from the config it runs with.
+# The run is the default config as it is (the tier `make run` runs): the targets are about it.
 SETTINGS = load_config(ROOT, [])
 SEEDS = SETTINGS["unlearn"]["seeds"]
 BUDGETS = SETTINGS["unlearn"]["budgets"]
@@ -42,7 +41,7 @@ FAN_OUT = len(builtin_methods()) * len(BUDGETS) * len(SEEDS)
 def tiny_run():
     shutil.rmtree(RESULTS, ignore_errors=True)
     start = time.time()
-    snakemake("--cores", "2", *OVERLAY, *CONFIG)
+    snakemake("--cores", "2", *CONFIG)
     print(f"tiny tier end to end: {time.time() - start:.0f} s")
     return pl.read_parquet(RESULTS / "benchmark.parquet")
 
@@ -101,7 +100,7 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     extra = tmp_path / "more.yaml"
     budgets = {"budgets": [*BUDGETS, 1], "methods": {"mine": mine}}
     extra.write_text(yaml.safe_dump({"unlearn": budgets}))
-    result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
+    result = snakemake("-n", "--quiet", "rules", "--configfile", str(extra), *CONFIG)
     counts = job_counts(result.stdout)
     methods = len(builtin_methods()) + 1
     # x1 for every method, the run's budgets for the new one, every seed; the run's config record
@@ -119,7 +118,7 @@ def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
     """README: `--forcerun <compromised checkpoint>` retrains it and redoes every unlearning and
     every evaluation but Clean's; nothing upstream (data, shards, Clean) runs."""
     compromised = f"results/{RUN}/models/compromised/checkpoint.pt"
-    result = snakemake("-n", "--quiet", "rules", "--forcerun", compromised, *OVERLAY, *CONFIG)
+    result = snakemake("-n", "--quiet", "rules", "--forcerun", compromised, *CONFIG)
     counts = job_counts(result.stdout)
     assert counts["train"] == 1 and counts["unlearn"] == FAN_OUT
     assert counts["evaluate"] == FAN_OUT + 1
@@ -134,7 +133,7 @@ def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
     table and plots, never a training or an unlearning."""
     extra = tmp_path / "metric.yaml"
     extra.write_text("evaluate:\n  bootstrap: 200\n")
-    result = snakemake("-n", "--quiet", "rules", *OVERLAY, str(extra), *CONFIG)
+    result = snakemake("-n", "--quiet", "rules", "--configfile", str(extra), *CONFIG)
     counts = job_counts(result.stdout)
     assert counts["evaluate"] == FAN_OUT + 2
     assert set(counts) == {
@@ -299,7 +298,7 @@ def test_released_layout_loads_with_datasets_and_the_card_counts_match(tiny_run)
 
 def test_rerun_is_a_no_op(tiny_run):
     start = time.time()
-    result = snakemake("--cores", "2", *OVERLAY, *CONFIG)
+    result = snakemake("--cores", "2", *CONFIG)
     print(f"no-op rerun: {time.time() - start:.1f} s")
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -370,7 +369,7 @@ def test_confidence_intervals_diagnosis_plots_and_html_report(tiny_run, tmp_path
         assert (RESULTS / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (RESULTS / "plots" / f"{name}.svg").read_bytes()[:400]
     report = tmp_path / "report.html"
-    snakemake("--report", str(report), *OVERLAY, *CONFIG)
+    snakemake("--report", str(report), *CONFIG)
     html = report.read_text(errors="replace")
     assert "benchmark.csv" in html and "retfail_vs_genknow" in html
     assert "provenance.html" in html  # the provenance summary is in the report too
@@ -382,7 +381,7 @@ def test_plan_of_a_finished_run_reads_its_shards_and_benchmarks(tiny_run, tmp_pa
     """The throughput rule measures this machine; the plan's config estimate of the data sizes
     matches the shards the run made (no face was filtered out), and the measured job times sit
     next to the projection."""
-    snakemake("--cores", "2", f"results/{RUN}/throughput.json", *OVERLAY, *CONFIG)
+    snakemake("--cores", "2", f"results/{RUN}/throughput.json", *CONFIG)
     out = tmp_path / "plan.json"
     command = [sys.executable, "-m", "salmu", "plan", "--run", RUN]
     subprocess.run(command + ["--json", str(out), "--", "--forceall"], cwd=ROOT, check=True)
@@ -440,7 +439,7 @@ def test_a_damaged_split_stops_the_run_before_any_job_deletes_its_outputs(tiny_r
     try:
         split.write_bytes(os.urandom(len(original)))
         target = f"results/{RUN}/eval/clean/evaluation.json"
-        result = snakemake("--cores", "2", target, *OVERLAY, *CONFIG, check=False)
+        result = snakemake("--cores", "2", target, *CONFIG, check=False)
     finally:
         split.write_bytes(original)
         os.utime(split, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
@@ -460,7 +459,7 @@ def test_forcing_the_compromised_training_retrains_it_from_epoch_0(tiny_run):
     before, stamp = hashlib.sha256(checkpoint.read_bytes()).hexdigest(), checkpoint.stat()
     target = f"results/{RUN}/models/compromised/checkpoint.pt"
     # The target first: --forcerun takes every file name that follows it.
-    snakemake(target, "--cores", "2", "--forcerun", target, *OVERLAY, *CONFIG)
+    snakemake(target, "--cores", "2", "--forcerun", target, *CONFIG)
     log = (RESULTS / "logs" / "train_compromised.log").read_text()
     run_log = (RESULTS / "models" / "compromised" / "open_clip" / "run" / "out.log").read_text()
     assert "restart: the previous run finished" in log
