@@ -66,8 +66,6 @@ def unlearn_argv(
     run_dir: Path, config: dict, unlearn: dict, method: str, budget: float, seed: int, out_dir: Path
 ) -> list[str]:
     """The ``salmu unlearn`` command line the workflow's rule would give this job."""
-    from salmu.unlearn.run import configure_parser  # noqa: F401  (the parser the rule feeds)
-
     settings = unlearn["methods"][method]
     argv = [
         "--method", method, "--budget", f"{budget:g}", "--seed", str(seed),

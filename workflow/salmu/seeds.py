@@ -135,8 +135,6 @@ def summarise(
         for column in METRIC_COLUMNS:
             values = [math.nan if v is None else float(v) for v in group[column]]
             row[column] = _mean(values)
-        for column in METRIC_COLUMNS:
-            values = [math.nan if v is None else float(v) for v in group[column]]
             row[f"{column}_seed_low"], row[f"{column}_seed_high"] = seed_interval(values, level)
         row["diagnosis"] = None if shared is None else shared.label
         row["seed_labels"] = None if shared is None else ", ".join(shared.seed_labels)
