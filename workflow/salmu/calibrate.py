@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu import diagnose, fidelity
+from salmu import diagnose, fidelity, seeds
 from salmu.config_checks import selected_methods
 from salmu.evaluate.run import EvalConfig, evaluate
 from salmu.io import read_yaml, write_json
@@ -67,6 +67,8 @@ def unlearn_argv(
 ) -> list[str]:
     """The ``salmu unlearn`` command line the workflow's rule would give this job."""
     settings = unlearn["methods"][method]
+    if "lr" not in settings:  # the schema requires one per method; a --set-only method too
+        raise ValueError(f"unlearn.methods.{method}: no lr (give --set {method}.lr=X)")
     argv = [
         "--method", method, "--budget", f"{budget:g}", "--seed", str(seed),
         "--model-dir", config["train"]["model_dir"],
@@ -74,7 +76,7 @@ def unlearn_argv(
         "--forget-shards", str(run_dir / "shards/forget"),
         "--retain-shards", str(run_dir / "shards/retain"),
         "--batch-size", str(unlearn["batch_size"]),
-        "--lr", str(settings.get("lr", 1e-4)),
+        "--lr", str(settings["lr"]),
         "--wd", str(unlearn["weight_decay"]),
         "--grad-clip", str(unlearn["grad_clip"]),
         "--precision", unlearn["precision"],
@@ -130,7 +132,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--seeds", type=int, nargs="+", default=[0])
     add("--set", action="append", default=[], dest="overrides", help="METHOD.lr=X etc.")
     add("--work-dir", default=None, help="checkpoints and JSONs (default: RUN_DIR/calibrate)")
-    add("--seed-agreement", type=float, default=1.0)
+    add("--seed-agreement", type=float, default=seeds.DEFAULT_AGREEMENT)
     add(
         "--lr-grid",
         type=float,
