@@ -2,7 +2,7 @@
 
 import pytest
 
-from salmu.calibrate import apply_overrides, merged_config
+from salmu.calibrate import apply_overrides, merged_config, pick_lr
 
 UNLEARN = {"batch_size": 32, "methods": {"neg_grad": {"lr": 1e-4, "params": {"w": 0.0}}}}
 
@@ -28,3 +28,28 @@ def test_config_files_merge_in_order(tmp_path):
         "unlearn": {"batch_size": 32, "seeds": [0, 1]},
         "run": "a",
     }
+
+
+def grid(*entries):
+    return [{"lr": lr, "gap_closed": closed, "label": label} for lr, closed, label in entries]
+
+
+def test_pick_lr_takes_the_smallest_lr_that_forgets():
+    entries = grid(
+        (1e-5, 0.4, "ineffective forgetting"),
+        (3e-5, 0.93, "catastrophic damage"),
+        (1e-4, 0.99, "catastrophic damage"),
+    )
+    assert pick_lr(entries) == 3e-5
+
+
+def test_pick_lr_without_forgetting_takes_the_largest_lr_that_keeps_the_model():
+    entries = grid(
+        (1e-5, 0.06, "ineffective forgetting"),
+        (3e-5, 0.19, "ineffective forgetting"),
+        (1e-4, 0.33, "catastrophic damage"),
+        (3e-4, 0.39, "catastrophic damage"),
+    )
+    assert pick_lr(entries) == 3e-5
+    damaged = grid((1e-5, 0.5, "catastrophic damage"), (3e-5, 0.6, "catastrophic damage"))
+    assert pick_lr(damaged) == 1e-5

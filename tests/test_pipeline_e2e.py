@@ -224,6 +224,7 @@ def test_calibrate_sweeps_a_learning_rate_grid_on_the_runs_models(tiny_run, tmp_
     assert all(g["gap_closed"] < 0.9 for g in grid[:-1])
     assert grid[-1]["gap_closed"] >= 0.9  # gradient ascent forgets by 1e-4
     assert found["lr"] == {"neg_grad": grid[-1]["lr"]}
+    assert all(g["label"] for g in grid)  # each lr's seed-0 diagnosis, beside its gap
     assert "lr per method: neg_grad" in (work / "fidelity.md").read_text()
 
 

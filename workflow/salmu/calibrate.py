@@ -139,21 +139,34 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         help="per method, the smallest of these lrs whose first seed closes the diagnosis's "
-        "min_gap_closed of the RetFail gap (else the largest); methods without optimizer steps "
-        "(their own unlearn) run once",
+        "min_gap_closed of the RetFail gap; if none does, the largest without catastrophic "
+        "damage (if every one damages, the smallest); methods without optimizer steps run once",
     )
 
 
-def gap_closed(evals: list[str], candidate: str) -> float:
-    """The candidate's share of the Compromised -> Clean RetFail MRR gap closed."""
+def seed_outcome(evals: list[str], candidate: str) -> tuple[float, str]:
+    """The candidate's share of the Compromised -> Clean RetFail MRR gap closed, and its label."""
     table = build_table([*evals[:2], candidate])
     clean, compromised, row = table.iter_rows(named=True)
-    return diagnose.gap_closed(
+    closed = diagnose.gap_closed(
         row["RetFail_MRR"],
         clean["RetFail_MRR"],
         compromised["RetFail_MRR"],
         diagnose.Thresholds().min_reference_gap,
     )
+    return closed, row["diagnosis"]
+
+
+def pick_lr(grid: list[dict]) -> float:
+    """The tuning rule over one method's grid (ascending lr; each entry: lr, gap_closed, label):
+    the smallest lr that forgets; if none does, the largest one that does no catastrophic damage
+    (the most forgetting the method gives while the model survives); if every one damages, the
+    smallest."""
+    forgets = [g for g in grid if g["gap_closed"] >= diagnose.Thresholds().min_gap_closed]
+    if forgets:
+        return forgets[0]["lr"]
+    survives = [g for g in grid if diagnose.CATASTROPHIC not in g["label"]]
+    return (survives[-1] if survives else grid[0])["lr"]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -198,20 +211,23 @@ def run(args: argparse.Namespace) -> None:
     chosen, grid_report = {}, []
     for method in methods:
         settings = json.loads(json.dumps(unlearn_cfg))
-        first = None
-        for lr in sorted(args.lr_grid or []):  # the smallest lr that forgets, else the largest
+        firsts, grid = {}, []
+        for lr in sorted(args.lr_grid or []):
             settings["methods"][method]["lr"] = lr
             out_dir = work / "grid" / f"lr{lr:g}" / method
-            first = run_one(method, args.seeds[0], settings, out_dir)
-            closed = gap_closed(evals, first)
-            grid_report.append({"method": method, "lr": lr, "gap_closed": closed})
+            firsts[lr] = run_one(method, args.seeds[0], settings, out_dir)
+            closed, label = seed_outcome(evals, firsts[lr])
+            grid.append({"method": method, "lr": lr, "gap_closed": closed, "label": label})
             steps = json.loads((out_dir / "unlearn.json").read_text())["optimizer_steps"]
             if closed >= diagnose.Thresholds().min_gap_closed or steps == 0:
                 break  # forgets; or takes no optimizer step, so the lr does not matter
+        grid_report.extend(grid)
+        if grid:
+            settings["methods"][method]["lr"] = pick_lr(grid)
         chosen[method] = settings["methods"][method].get("lr")
         for index, seed in enumerate(args.seeds):
-            if index == 0 and first is not None:
-                evals.append(first)
+            if index == 0 and chosen[method] in firsts:
+                evals.append(firsts[chosen[method]])
                 continue
             out_dir = work / f"unlearned/{method}/x{args.budget:g}/seed{seed}"
             evals.append(run_one(method, seed, settings, out_dir))
@@ -234,10 +250,12 @@ def run(args: argparse.Namespace) -> None:
     markdown = fidelity.to_markdown(found)
     if grid_report:
         markdown += (
-            f"\n| method | lr tried | RetFail gap closed (seed {args.seeds[0]}) |\n|---|---|---|\n"
+            f"\n| method | lr tried | RetFail gap closed (seed {args.seeds[0]}) | diagnosis |\n"
+            "|---|---|---|---|\n"
         )
         markdown += "".join(
-            f"| {g['method']} | {g['lr']:g} | {g['gap_closed']:.3f} |\n" for g in grid_report
+            f"| {g['method']} | {g['lr']:g} | {g['gap_closed']:.3f} | {g['label']} |\n"
+            for g in grid_report
         )
     markdown += "\nlr per method: " + ", ".join(f"{m} {lr}" for m, lr in chosen.items()) + "\n"
     (work / "fidelity.md").write_text(markdown)
