@@ -6,8 +6,13 @@ import sys
 import pytest
 import yaml
 
-from salmu.config_checks import check_overlays_remove_nothing, coerce_command_line
-from salmu.unlearn.registry import accepted_hyperparameters, builtin_methods, resolve
+from salmu.config_checks import check_methods, check_overlays_remove_nothing, coerce_command_line
+from salmu.unlearn.registry import (
+    accepted_hyperparameters,
+    builtin_methods,
+    resolve,
+    takes_optimizer_steps,
+)
 
 from helpers import ROOT
 
@@ -18,6 +23,19 @@ def test_hyperparameters_read_from_source_match_the_constructor(name):
     init = resolve(name).__init__
     expected = [] if init is object.__init__ else list(inspect.signature(init).parameters)[1:]
     assert accepted_hyperparameters(name) == expected
+
+
+@pytest.mark.parametrize("name", builtin_methods())
+def test_whether_a_method_steps_an_optimizer_is_read_from_its_source(name):
+    assert takes_optimizer_steps(name) == resolve(name).takes_optimizer_steps
+
+
+def test_only_a_method_that_steps_an_optimizer_needs_an_lr():
+    unlearn = {"methods": {"ssd": {"params": {}}, "slug": {}}, "only": None}
+    check_methods(unlearn)  # they edit weights directly: no lr
+    unlearn["methods"]["neg_grad"] = {"params": {}}
+    with pytest.raises(ValueError, match=r"config key unlearn\.methods\.neg_grad\.lr: required"):
+        check_methods(unlearn)
 
 
 def test_hyperparameters_of_a_custom_method_follow_imports_or_give_up(tmp_path, monkeypatch):

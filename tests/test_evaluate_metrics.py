@@ -1,5 +1,6 @@
 """Evaluation metrics on hand-built embeddings whose right answer is known by construction."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -437,8 +438,7 @@ def test_compute_metrics_puts_cis_next_to_the_values():
     assert cis["FragSim_ci_low"] == cis["FragSim_ci_high"] == pytest.approx(flat["FragSim"])
     # Same seed, same intervals; --bootstrap 0: the plain official layout.
     assert compute_metrics(bench, images, texts, cfg, genknow)["cis"] == out["cis"]
-    cfg.bootstrap = 0
-    plain = compute_metrics(bench, images, texts, cfg)
+    plain = compute_metrics(bench, images, texts, dataclasses.replace(cfg, bootstrap=0))
     assert "cis" not in plain and "bootstrap" not in plain
 
 

@@ -184,6 +184,8 @@ def evaluate_args(root: Path, out: str, *extra: str) -> list[str]:
         "1",
         "--device",
         "cpu",
+        "--bootstrap",
+        "0",
         *extra,
     ]
 

@@ -1,6 +1,7 @@
 """`salmu record` writes what Snakemake does not keep; `salmu audit` walks it and flags staleness."""
 
 import json
+import re
 
 import pytest
 
@@ -137,3 +138,17 @@ def test_audit_of_an_unrecorded_file_names_where_the_record_should_be(recorded_r
     (recorded_run / "loose.txt").write_text("hand made")
     assert audit("loose.txt") == 2
     assert ".provenance/loose.txt.json" in capsys.readouterr().err
+
+
+def test_every_recorded_job_carries_its_own_rules_name():
+    """recorded() is handed the rule's name (Snakemake's {rule} trips `snakemake --lint`): each
+    rule that records names itself, so a record's ``rule`` is the rule that ran."""
+    checked = 0
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            rule = block.split(":", 1)[0]
+            named = re.search(r'recorded\(\s*"([^"]+)"', block)
+            if named:
+                assert named.group(1) == rule, f"{smk.name}: rule {rule} records {named.group(1)}"
+                checked += 1
+    assert checked >= 20

@@ -109,7 +109,7 @@ def shards(tmp_path_factory):
     return root, model
 
 
-def unlearn_cli(root, method, *extra, budget="2", out="unlearned.pt"):
+def unlearn_cli(root, method, *extra, budget="2", out="unlearned.pt", lr="1e-3"):
     return main(
         [
             "unlearn",
@@ -129,8 +129,7 @@ def unlearn_cli(root, method, *extra, budget="2", out="unlearned.pt"):
             str(root / "retain"),
             "--batch-size",
             "8",
-            "--lr",
-            "1e-3",
+            *(["--lr", lr] if lr else []),
             "--device",
             "cpu",
             "--out",
@@ -191,6 +190,14 @@ def test_hyperparameters_bf16_and_a_retain_subset_reach_the_run(shards):
     assert report["precision"] == "amp_bf16" and report["retain_samples"] == 12
     state = torch.load(root / "bf16.pt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_only_a_method_that_steps_an_optimizer_needs_lr(shards, capsys):
+    root, _ = shards
+    assert unlearn_cli(root, "ssd", out="ssd-no-lr.pt", lr=None) == 0
+    assert unlearn_cli(root, "neg_grad", out="ng-no-lr.pt", lr=None) == 2
+    assert "--lr: method 'neg_grad' takes optimizer steps" in capsys.readouterr().err
+    assert not (root / "ng-no-lr.pt").exists()
 
 
 def test_a_method_that_skips_budget_fails_and_writes_nothing(shards):

@@ -14,6 +14,7 @@ from salmu.config_checks import (
     data_config,
     selected_methods,
 )
+from salmu.evaluate.settings import EvaluateSettings
 from salmu.faces import DIFFUSERS_OPTIONS
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
@@ -31,6 +32,15 @@ check_config(
     overlays=workflow.overwrite_configfiles,
     defaults=read_yaml(Path(workflow.basedir, "config.yaml")),
 )
+
+
+# The evaluator's settings, one source for every rule that evaluates (salmu.evaluate.settings).
+EVALUATE = EvaluateSettings.from_mapping(config["evaluate"])
+
+
+def evaluation_flags(wildcards):
+    """The evaluate section as salmu evaluate's flags (threads: the job's own allotment)."""
+    return EvaluateSettings.flags(config["evaluate"], exclude=("threads",))
 
 
 envvars:
@@ -113,7 +123,9 @@ SALMU_ENV = "../../envs/salmu.yaml"
 
 def recorded(rule_name, command):
     """``command`` run through `salmu record`, which writes the job's provenance record once the
-    stage succeeded (salmu.provenance)."""
+    stage succeeded (salmu.provenance). The rule's name is written out: Snakemake's own {rule}
+    works in a shell command, but `snakemake --lint` flags it; a test checks the two agree.
+    """
     return (
         f"salmu record --rule={rule_name} --inputs {{input:q}} --outputs {{output:q}} -- "
         + command
@@ -285,8 +297,9 @@ def method_settings(wildcards):
     return config["unlearn"]["methods"][wildcards.method]
 
 
-def method_lr(wildcards):
-    return method_settings(wildcards)["lr"]
+def method_lr_flag(wildcards):
+    """--lr of one method; none for a method that takes no optimizer step (ssd, slug)."""
+    return shell_flags([("--lr", method_settings(wildcards).get("lr"))])
 
 
 def method_flags(wildcards):
@@ -387,10 +400,6 @@ def external_flags(wildcards):
     else:
         pairs.append(("--benchmark", benchmark))
     return shell_flags(pairs)
-
-
-def imagenet_flags(wildcards):
-    return shell_flags([("--imagenet-path", config["evaluate"].get("imagenet_path"))])
 
 
 def external_jsons(wildcards):

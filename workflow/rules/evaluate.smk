@@ -13,28 +13,20 @@ rule evaluate:
         "results/{run}/benchmarks/evaluate/{state}.tsv"
     conda:
         SALMU_ENV
-    threads: config["evaluate"]["threads"]
+    threads: EVALUATE.threads
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=gpus(config["evaluate"]["device"]),
+        gpu=gpus(EVALUATE.device),
     params:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,
-        distractors=config["evaluate"]["distractors"],
-        seed=config["evaluate"]["seed"],
-        batch_size=config["evaluate"]["batch_size"],
-        bootstrap=config["evaluate"]["bootstrap"],
-        ci_level=config["evaluate"]["ci_level"],
-        imagenet=imagenet_flags,
-        device=config["evaluate"]["device"],
+        settings=evaluation_flags,
     shell:
         recorded(
             "evaluate",
             "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
             " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
-            " --out {output} --cache-dir {params.cache_dir} --distractors {params.distractors}"
-            " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
-            " --ci-level {params.ci_level} {params.imagenet} --device {params.device}"
+            " --out {output} --cache-dir {params.cache_dir} {params.settings}"
             " --threads {threads} > {log} 2>&1",
         )

@@ -9,29 +9,20 @@ rule evaluate_external:
         "results/{run}/benchmarks/evaluate/external/{name}.tsv"
     conda:
         SALMU_ENV
-    threads: config["evaluate"]["threads"]
+    threads: EVALUATE.threads
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=gpus(config["evaluate"]["device"]),
+        gpu=gpus(EVALUATE.device),
     params:
         flags=external_flags,
         cache_dir=external_cache_dir,
-        distractors=config["evaluate"]["distractors"],
-        seed=config["evaluate"]["seed"],
-        batch_size=config["evaluate"]["batch_size"],
-        bootstrap=config["evaluate"]["bootstrap"],
-        ci_level=config["evaluate"]["ci_level"],
-        imagenet=imagenet_flags,
-        device=config["evaluate"]["device"],
+        settings=evaluation_flags,
     shell:
         recorded(
             "evaluate_external",
             "salmu evaluate {params.flags} --state external/{wildcards.name} --out {output}"
-            " --cache-dir {params.cache_dir} --distractors {params.distractors}"
-            " --seed {params.seed} --batch-size {params.batch_size} --bootstrap {params.bootstrap}"
-            " --ci-level {params.ci_level} {params.imagenet} --device {params.device} --threads {threads}"
-            " > {log} 2>&1",
+            " --cache-dir {params.cache_dir} {params.settings} --threads {threads} > {log} 2>&1",
         )
 
 

@@ -21,7 +21,7 @@ rule unlearn:
         runtime=120,
         gpu=gpus(config["unlearn"]["device"]),
     params:
-        lr=method_lr,
+        lr=method_lr_flag,
         flags=method_flags,
         batch_size=config["unlearn"]["batch_size"],
         retain_samples=retain_samples_flag,
@@ -36,7 +36,7 @@ rule unlearn:
             " --seed {wildcards.seed} --model-dir {input.model_dir}"
             " --checkpoint {input.compromised} --forget-shards {input.forget}"
             " --retain-shards {input.retain} {params.retain_samples}"
-            " --batch-size {params.batch_size} --lr {params.lr} --wd {params.wd}"
+            " --batch-size {params.batch_size} {params.lr} --wd {params.wd}"
             " --grad-clip {params.grad_clip} --precision {params.precision} {params.flags}"
             " --device {params.device} --threads {threads}"
             " --out {output.checkpoint} --report {output.report} > {log} 2>&1",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
@@ -28,6 +29,7 @@ import polars as pl
 from salmu import diagnose, fidelity, seeds
 from salmu.config_checks import selected_methods
 from salmu.evaluate.run import EvalConfig, evaluate
+from salmu.evaluate.settings import EvaluateSettings
 from salmu.io import read_yaml, write_json
 from salmu.plan import merge
 from salmu.table import build_table
@@ -67,8 +69,6 @@ def unlearn_argv(
 ) -> list[str]:
     """The ``salmu unlearn`` command line the workflow's rule would give this job."""
     settings = unlearn["methods"][method]
-    if "lr" not in settings:  # the schema requires one per method; a --set-only method too
-        raise ValueError(f"unlearn.methods.{method}: no lr (give --set {method}.lr=X)")
     argv = [
         "--method", method, "--budget", f"{budget:g}", "--seed", str(seed),
         "--model-dir", config["train"]["model_dir"],
@@ -76,7 +76,6 @@ def unlearn_argv(
         "--forget-shards", str(run_dir / "shards/forget"),
         "--retain-shards", str(run_dir / "shards/retain"),
         "--batch-size", str(unlearn["batch_size"]),
-        "--lr", str(settings["lr"]),
         "--wd", str(unlearn["weight_decay"]),
         "--grad-clip", str(unlearn["grad_clip"]),
         "--precision", unlearn["precision"],
@@ -85,6 +84,8 @@ def unlearn_argv(
         "--out", str(out_dir / "checkpoint.pt"),
         "--report", str(out_dir / "unlearn.json"),
     ]  # fmt: skip
+    if settings.get("lr") is not None:  # none for a method without optimizer steps
+        argv += ["--lr", str(settings["lr"])]
     if unlearn.get("retain_samples") is not None:
         argv += ["--retain-samples", str(unlearn["retain_samples"])]
     for key, value in settings.get("params", {}).items():
@@ -102,7 +103,6 @@ def evaluate_model(
     out: Path,
     cache_dir: str | None = None,
 ) -> str:
-    ev = config["evaluate"]
     cfg = EvalConfig(
         benchmark=str(run_dir / "benchmark"),
         model_dir=config["train"]["model_dir"],
@@ -111,13 +111,7 @@ def evaluate_model(
         genknow=str(run_dir / "data/genknow.parquet"),
         state=state,
         cache_dir=cache_dir,
-        distractors=ev["distractors"],
-        seed=ev["seed"],
-        batch_size=ev["batch_size"],
-        threads=ev["threads"],
-        device=ev["device"],
-        bootstrap=ev["bootstrap"],
-        ci_level=ev["ci_level"],
+        **asdict(EvaluateSettings.from_mapping(config["evaluate"])),
     )
     write_json(evaluate(cfg), out)
     return str(out)

@@ -33,6 +33,7 @@ STAGES = {
     "provenance-summary": ("salmu.provenance_summary", "HTML table of a run's job records"),
     "calibrate": ("salmu.calibrate", "sweep unlearning settings on a run's models, one process"),
     "plan": ("salmu.plan", "jobs and projected device-hours of a tier, before running it"),
+    "settings": ("salmu.settings_doc", "every stage setting with its default (docs/settings.md)"),
     "check-config": ("salmu.config_checks", "check config overlays: YAML errors with file:line"),
     "throughput": ("salmu.throughput", "measure train / encode / face throughput of this machine"),
 }

@@ -16,7 +16,11 @@ from pathlib import Path
 import yaml
 
 from salmu.io import read_json
-from salmu.unlearn.registry import accepted_hyperparameters, builtin_methods
+from salmu.unlearn.registry import (
+    accepted_hyperparameters,
+    builtin_methods,
+    takes_optimizer_steps,
+)
 
 
 def check_config(config: dict, overlays: Iterable[str | Path], defaults: dict) -> None:
@@ -78,8 +82,8 @@ def _empty_mappings(data: dict, defaults: dict, prefix: str = "") -> list[str]:
 
 
 def check_methods(unlearn: dict) -> None:
-    """Every method is built in or has an import path, takes the params it is given, and
-    ``unlearn.only`` names configured methods."""
+    """Every method is built in or has an import path, takes the params it is given, has an lr
+    if it steps an optimizer, and ``unlearn.only`` names configured methods."""
     builtin = builtin_methods()
     methods = unlearn["methods"]
     for name, settings in methods.items():
@@ -94,6 +98,11 @@ def check_methods(unlearn: dict) -> None:
             raise ValueError(
                 f"config key unlearn.methods.{name}.params.{unknown[0]}: '{name}' has no such "
                 f"hyperparameter; it takes {accepted or 'none'}"
+            )
+        if "lr" not in settings and takes_optimizer_steps(name, settings.get("import_path")):
+            raise ValueError(
+                f"config key unlearn.methods.{name}.lr: required, '{name}' takes optimizer steps "
+                "(only a method that edits weights directly, such as ssd or slug, needs none)"
             )
     only = unlearn.get("only")
     if only is not None:

@@ -42,13 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from salmu.evaluate.data import EvaluationWarning
+from salmu.evaluate.settings import IMAGENET_TEMPLATE_SETS as TEMPLATE_SETS
 
 NUM_CLASSES = 1000
 FLAG = "--imagenet-path"
 CONFIG_KEY = "evaluate.imagenet_path"
 # torchvision.datasets.folder.IMG_EXTENSIONS (matched case-insensitively, as ImageFolder does).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-TEMPLATE_SETS = ("openai", "simple")
 WNID = re.compile(r"n\d{8}")
 SOURCE = "imagenet1k"
 

@@ -46,16 +46,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from salmu.evaluate import data, encode, imagenet, layout, metrics
+from salmu.evaluate.settings import EvaluateSettings
 from salmu.io import write_json
 from salmu.seeding import stream
 
-DEFAULT_GENKNOW_TEMPLATES = ("a photo of a {}.", "a {}.")
 # Split -> the pair-mean utility metric over it (their bootstrap CIs).
 PAIR_MEAN_SPLITS = {
     "holdout_identity": "InterIdSim",
@@ -65,55 +65,23 @@ PAIR_MEAN_SPLITS = {
 }
 
 
-@dataclass
-class EvalConfig:
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(EvaluateSettings):
+    """One evaluation: what to evaluate and where to write it, plus the evaluator's settings."""
+
     benchmark: str
     model_dir: str
     out: str
     checkpoint: str | None = None
     genknow: str | None = None
-    imagenet_path: str | None = None
-    imagenet_templates: str = "openai"
-    imagenet_limit: int | None = None
     state: str | None = None
     cache_dir: str | None = None
-    distractors: int = 1000
-    seed: int = 42
-    batch_size: int = 256
-    threads: int = 0
-    workers: int = 0
-    device: str = "auto"
-    acs_test_fraction: float = 0.5
-    acs_c: float = 1.0
-    idzsc_template: str = "a photo of {name}."
-    genknow_templates: list[str] = field(default_factory=lambda: list(DEFAULT_GENKNOW_TEMPLATES))
-    tie_tol: float = 1e-6
-    bootstrap: int = 0
-    ci_level: float = 0.95
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--benchmark", required=True, help="benchmark dir (data/{split}-*.parquet + JSONs)")
     add("--genknow", default=None, help="GenKnow parquet (synthetic zero-shot set); omit: -1")
-    add(
-        "--imagenet-path",
-        default=None,
-        help="local ImageNet-1k val folder (ImageFolder: 1000 WordNet-id class folders); GenKnow "
-        "= real ImageNet zero-shot top-1, takes precedence over --genknow",
-    )
-    add(
-        "--imagenet-templates",
-        choices=imagenet.TEMPLATE_SETS,
-        default="openai",
-        help="open_clip ImageNet prompts: openai (80, default) or simple (7)",
-    )
-    add(
-        "--imagenet-limit",
-        type=int,
-        default=None,
-        help="smoke runs: only the first N images of each ImageNet class (default: all)",
-    )
     add(
         "--model-dir",
         required=True,
@@ -133,29 +101,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add("--out", required=True, help="output evaluation JSON")
     add("--cache-dir", default=None, help="embedding cache dir (default: no on-disk cache)")
-    add("--distractors", type=int, default=1000, help="distractors per pool (official 1000)")
-    add("--seed", type=int, default=42)
-    add("--batch-size", type=int, default=256)
-    add("--threads", type=int, default=0, help="torch.set_num_threads (0: leave torch's default)")
-    add(
-        "--workers",
-        type=int,
-        default=0,
-        help="image decode/preprocess threads (0: --threads if set, else 4)",
-    )
-    add("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    add("--acs-test-fraction", type=float, default=0.5, help="ACS probe stratified test share")
-    add("--acs-c", type=float, default=1.0, help="ACS logistic regression inverse L2 strength")
-    add("--idzsc-template", default="a photo of {name}.", help="IdZSC prompt, with {name}")
-    add(
-        "--genknow-templates",
-        nargs="+",
-        default=list(DEFAULT_GENKNOW_TEMPLATES),
-        help="GenKnow prompt templates, each with {}",
-    )
-    add("--tie-tol", type=float, default=1e-6, help="RetFail: scores within this count as ties")
-    add("--bootstrap", type=int, default=0, help="identity-bootstrap CI resamples (0: no CIs)")
-    add("--ci-level", type=float, default=0.95, help="confidence level of the bootstrap CIs")
+    EvaluateSettings.add_arguments(parser)
 
 
 def check_templates(cfg: EvalConfig) -> None:
@@ -444,24 +390,9 @@ def _config_from_args(args: argparse.Namespace) -> EvalConfig:
         out=args.out,
         checkpoint=args.checkpoint or None,
         genknow=args.genknow or None,
-        imagenet_path=args.imagenet_path or None,
-        imagenet_templates=args.imagenet_templates,
-        imagenet_limit=args.imagenet_limit,
         state=args.state,
         cache_dir=args.cache_dir or None,
-        distractors=args.distractors,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        workers=args.workers,
-        device=args.device,
-        acs_test_fraction=args.acs_test_fraction,
-        acs_c=args.acs_c,
-        idzsc_template=args.idzsc_template,
-        genknow_templates=list(args.genknow_templates),
-        tie_tol=args.tie_tol,
-        bootstrap=args.bootstrap,
-        ci_level=args.ci_level,
+        **EvaluateSettings.values_from_args(args),
     )
 
 

@@ -121,6 +121,9 @@ class UnlearningMethod:
     name: str = ""
     # Set True to get a frozen copy of the starting (Compromised) model as ``reference``.
     needs_reference: bool = False
+    # Set False (in the class body: the config check reads it from the source) for a method that
+    # edits weights directly; it then needs no ``lr``.
+    takes_optimizer_steps: bool = True
 
     def loss(self, model, step: Step, reference=None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement loss() or unlearn()")

@@ -91,6 +91,31 @@ def _module_tree(module: str) -> ast.Module | None:
         return ast.parse(source.read())
 
 
+def takes_optimizer_steps(name: str, import_path: str | None = None) -> bool:
+    """Whether a method steps an optimizer (and so needs an ``lr``), read from its source
+    without importing it: False only where its class says ``takes_optimizer_steps = False``."""
+    if import_path is None:
+        module = f"{METHODS_PACKAGE}.{name}"
+        tree = _module_tree(module)
+        declared = [n for n in tree.body if _declares_name(n, name)] if tree else []
+    else:
+        module, _, class_name = import_path.partition(":")
+        tree = _module_tree(module)
+        declared = [n for n in (tree.body if tree else []) if getattr(n, "name", "") == class_name]
+    for node in declared[:1]:
+        for item in node.body:
+            if (
+                isinstance(item, ast.Assign)
+                and any(
+                    isinstance(t, ast.Name) and t.id == "takes_optimizer_steps"
+                    for t in item.targets
+                )
+                and isinstance(item.value, ast.Constant)
+            ):
+                return bool(item.value.value)
+    return True
+
+
 def _declares_name(node: ast.stmt, name: str) -> bool:
     """``class X(...): name = "<name>"``"""
     return isinstance(node, ast.ClassDef) and any(

@@ -49,6 +49,11 @@ def unlearn(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     hyperparameters = parse_hyperparameters(args.param)
     method = build(args.method, resolve(args.method, args.import_path), hyperparameters)
+    if args.lr is None and method.takes_optimizer_steps:
+        raise ValueError(
+            f"--lr: method '{args.method}' takes optimizer steps and needs a learning rate "
+            f"(config key unlearn.methods.{args.method}.lr)"
+        )
     device = resolve_device(args.device)
     model, preprocess, tokenizer = load_clip(
         args.model_dir, args.checkpoint, device, train_transform=True
@@ -124,7 +129,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--retain-samples", type=int, default=None, help="retain subset size (default: all)"
     )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="AdamW learning rate (methods that step an optimizer)",
+    )
     parser.add_argument("--wd", type=float, default=0.0)
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")

@@ -38,6 +38,7 @@ def pareto_front(importance: list[float], alignment: list[float]) -> list[int]:
 
 class SingleLayerUnlearningGradient(UnlearningMethod):
     name = "slug"
+    takes_optimizer_steps = False
 
     def __init__(self, target_top1: float = 0.1, max_step: float = 1.0, search_iters: int = 10):
         self.target_top1 = float(target_top1)

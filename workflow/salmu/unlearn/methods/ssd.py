@@ -27,6 +27,7 @@ def dampen(params, forget_importance, retain_importance, alpha: float, dampening
 
 class SelectiveSynapticDampening(UnlearningMethod):
     name = "ssd"
+    takes_optimizer_steps = False
 
     def __init__(self, alpha: float = 10.0, dampening: float = 1.0):
         self.alpha = float(alpha)

@@ -1,0 +1,86 @@
+"""Stage settings: one default per key, and the schema, config.yaml and docs in step with it."""
+
+import argparse
+import dataclasses
+import shlex
+from dataclasses import dataclass
+
+import jsonschema
+import pytest
+import yaml
+
+from salmu import settings_doc
+from salmu.settings import Settings, setting
+
+from helpers import ROOT
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Toy(Settings):
+    section = "toy"
+
+    size: int = setting(3, "how many")
+    name: str = setting("a b", "a name with a space")
+    path: str | None = setting(None, "optional path")
+    fast: bool = setting(False, "a switch")
+    words: list[str] = setting(["x", "y z"], "a list")
+    mode: str = setting("cpu", "one of two", choices=("cpu", "cuda"))
+
+
+def parse(flags: str) -> Toy:
+    parser = argparse.ArgumentParser()
+    Toy.add_arguments(parser)
+    return Toy(**Toy.values_from_args(parser.parse_args(shlex.split(flags))))
+
+
+def test_a_sections_flags_parse_back_to_the_same_settings():
+    section = {"size": 7, "path": "a dir/x", "fast": True, "words": ["one", "two three"]}
+    assert parse(Toy.flags(section)) == Toy.from_mapping(section)
+    assert parse("") == Toy()  # the flags' defaults are the class's own
+    assert Toy.from_mapping(section).name == "a b"  # a key left out takes its default
+
+
+def test_flags_leave_out_unset_and_excluded_settings():
+    flags = Toy.flags({"size": 2}, exclude=("mode",))
+    assert "--path" not in flags and "--mode" not in flags
+    assert "--no-fast" in flags and "--size 2" in flags
+
+
+def test_an_unknown_key_names_the_section_and_the_key():
+    with pytest.raises(ValueError, match=r"config key toy\.sise: unknown setting"):
+        Toy.from_mapping({"sise": 2})
+
+
+def test_lists_are_not_shared_between_instances():
+    assert Toy().words is not Toy().words
+
+
+def test_a_bad_choice_is_an_argument_error():
+    parser = argparse.ArgumentParser()
+    Toy.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "tpu"])
+
+
+@pytest.mark.parametrize("section", settings_doc.SECTIONS, ids=lambda s: s.section)
+def test_the_schema_names_the_same_keys_and_accepts_every_default(section):
+    properties = SCHEMA["properties"][section.section]["properties"]
+    names = [f.name for f in section.fields()]
+    assert sorted(properties) == sorted(names)
+    for name in names:
+        rule = {"$defs": SCHEMA["$defs"], **properties[name]}
+        jsonschema.validate(section.default(name), rule)  # raises on a default the schema refuses
+
+
+@pytest.mark.parametrize("section", settings_doc.SECTIONS, ids=lambda s: s.section)
+def test_config_yaml_documents_every_setting_at_its_default(section):
+    assert CONFIG[section.section] == dataclasses.asdict(section())
+
+
+def test_docs_settings_md_is_generated_from_the_classes():
+    assert (ROOT / "docs/settings.md").read_text() == settings_doc.markdown(), (
+        "docs/settings.md is stale: run `salmu settings --out docs/settings.md`"
+    )

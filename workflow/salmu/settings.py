@@ -1,0 +1,130 @@
+"""Typed settings of a stage: the one place where each setting's default and meaning are written.
+
+A stage's settings are a frozen dataclass whose fields are made with :func:`setting`. From it come
+
+- the stage's CLI flags (``add_arguments``: ``batch_size`` -> ``--batch-size``, with the default
+  and the doc as help) and the values read back from them (``from_args``);
+- the settings read from its config section (``from_mapping``: an unknown key is an error that
+  names it; a key the section leaves out takes the default);
+- the flags a rule passes for a whole config section (``flags``): the rule hands the section
+  over as one value instead of one ``params`` entry and one shell word per key;
+- the table of defaults in ``docs/settings.md`` (``markdown``), which a test keeps current, as it
+  keeps ``workflow/schemas/config.schema.yaml`` naming the same keys.
+
+Only light imports here: the Snakefile imports the settings classes at every parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+def setting(default: Any, doc: str, *, choices: tuple | None = None) -> Any:
+    """A dataclass field with its one default and its doc (lists get a fresh copy each time)."""
+    metadata = {"doc": doc, "choices": choices}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _kind(annotation: Any) -> tuple[type, bool, bool]:
+    """(element type, optional, list) of a field annotation such as ``int``, ``str | None`` or
+    ``list[str]``."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return _kind(inner[0])[0], True, False
+    if typing.get_origin(annotation) is list:
+        return args[0], False, True
+    return annotation, False, False
+
+
+class Settings:
+    """Base of every stage's settings dataclass; ``section`` names its config section."""
+
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(cls) if "doc" in f.metadata]
+
+    @classmethod
+    def _types(cls) -> dict[str, Any]:
+        return typing.get_type_hints(cls)
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        field = next(f for f in cls.fields() if f.name == name)
+        if field.default_factory is not dataclasses.MISSING:
+            return field.default_factory()
+        return field.default
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        hints = cls._types()
+        for field in cls.fields():
+            kind, _, many = _kind(hints[field.name])
+            default = cls.default(field.name)
+            help_text = f"{field.metadata['doc']} (default: {default})"
+            options: dict[str, Any] = {"default": default, "help": help_text}
+            if field.metadata["choices"]:
+                options["choices"] = field.metadata["choices"]
+            if kind is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options["type"] = kind
+                if many:
+                    options["nargs"] = "+"
+            parser.add_argument(_flag(field.name), **options)
+
+    @classmethod
+    def values_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        return {f.name: getattr(args, f.name) for f in cls.fields()}
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping | None, where: str | None = None):
+        """The settings of a config section; keys it leaves out take their defaults."""
+        where = where or cls.section
+        known = {f.name for f in cls.fields()}
+        unknown = sorted(set(mapping or {}) - known)
+        if unknown:
+            raise ValueError(
+                f"config key {where}.{unknown[0]}: unknown setting; expected one of {sorted(known)}"
+            )
+        return cls(**dict(mapping or {}))
+
+    @classmethod
+    def flags(cls, mapping: Mapping | None, exclude: tuple[str, ...] = ()) -> str:
+        """Shell-ready flags for a config section: every setting it sets to a value, quoted."""
+        values = dataclasses.asdict(cls.from_mapping(mapping))
+        words = []
+        for field in cls.fields():
+            value = values[field.name]
+            if field.name in exclude or value is None:
+                continue
+            if isinstance(value, bool):
+                words.append(_flag(field.name) if value else "--no-" + _flag(field.name)[2:])
+                continue
+            items = value if isinstance(value, list) else [value]
+            words.append(" ".join([_flag(field.name), *(shlex.quote(str(v)) for v in items)]))
+        return " ".join(words)
+
+    @classmethod
+    def markdown(cls) -> str:
+        """The section's table of settings: key, default, meaning."""
+        rows = [f"### `{cls.section}`\n", "| key | default | meaning |", "|---|---|---|"]
+        for field in cls.fields():
+            default = cls.default(field.name)
+            shown = "null" if default is None else repr(default).replace("|", "\\|")
+            rows.append(f"| `{field.name}` | `{shown}` | {field.metadata['doc']} |")
+        return "\n".join(rows) + "\n"
