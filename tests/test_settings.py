@@ -38,13 +38,13 @@ def parse(flags: str) -> Toy:
 
 def test_a_sections_flags_parse_back_to_the_same_settings():
     section = {"size": 7, "path": "a dir/x", "fast": True, "words": ["one", "two three"]}
-    assert parse(Toy.flags(section)) == Toy.from_mapping(section)
+    assert parse(Toy.from_mapping(section).to_flags()) == Toy.from_mapping(section)
     assert parse("") == Toy()  # the flags' defaults are the class's own
     assert Toy.from_mapping(section).name == "a b"  # a key left out takes its default
 
 
 def test_flags_leave_out_unset_and_excluded_settings():
-    flags = Toy.flags({"size": 2}, exclude=("mode",))
+    flags = Toy(size=2).to_flags(exclude=("mode",))
     assert "--path" not in flags and "--mode" not in flags
     assert "--no-fast" in flags and "--size 2" in flags
 

@@ -34,13 +34,10 @@ check_config(
 )
 
 
-# The evaluator's settings, one source for every rule that evaluates (salmu.evaluate.settings).
+# The evaluator's settings, one source for every rule that evaluates (salmu.evaluate.settings),
+# and the section as salmu evaluate's flags (threads: each job passes its own allotment).
 EVALUATE = EvaluateSettings.from_mapping(config["evaluate"])
-
-
-def evaluation_flags(wildcards):
-    """The evaluate section as salmu evaluate's flags (threads: the job's own allotment)."""
-    return EvaluateSettings.flags(config["evaluate"], exclude=("threads",))
+EVALUATION_FLAGS = EVALUATE.to_flags(exclude=("threads",))
 
 
 envvars:

@@ -21,7 +21,7 @@ rule evaluate:
     params:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,
-        settings=evaluation_flags,
+        settings=EVALUATION_FLAGS,
     shell:
         recorded(
             "evaluate",

@@ -17,7 +17,7 @@ rule evaluate_external:
     params:
         flags=external_flags,
         cache_dir=external_cache_dir,
-        settings=evaluation_flags,
+        settings=EVALUATION_FLAGS,
     shell:
         recorded(
             "evaluate_external",

@@ -6,7 +6,7 @@ A stage's settings are a frozen dataclass whose fields are made with :func:`sett
   and the doc as help) and the values read back from them (``from_args``);
 - the settings read from its config section (``from_mapping``: an unknown key is an error that
   names it; a key the section leaves out takes the default);
-- the flags a rule passes for a whole config section (``flags``): the rule hands the section
+- the flags a rule passes for a whole config section (``to_flags``): the rule hands the section
   over as one value instead of one ``params`` entry and one shell word per key;
 - the table of defaults in ``docs/settings.md`` (``markdown``), which a test keeps current, as it
   keeps ``workflow/schemas/config.schema.yaml`` naming the same keys.
@@ -103,13 +103,11 @@ class Settings:
             )
         return cls(**dict(mapping or {}))
 
-    @classmethod
-    def flags(cls, mapping: Mapping | None, exclude: tuple[str, ...] = ()) -> str:
-        """Shell-ready flags for a config section: every setting it sets to a value, quoted."""
-        values = dataclasses.asdict(cls.from_mapping(mapping))
+    def to_flags(self, exclude: tuple[str, ...] = ()) -> str:
+        """Shell-ready flags of these settings: every one set to a value, quoted."""
         words = []
-        for field in cls.fields():
-            value = values[field.name]
+        for field in self.fields():
+            value = getattr(self, field.name)
             if field.name in exclude or value is None:
                 continue
             if isinstance(value, bool):
