@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import re
-import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from faker import Faker
 
 from salmu.io import read_yaml, write_json, write_parquet
 from salmu.seeding import derive_seed, stream
+from salmu.transliteration import TRANSLITERATORS, ascii_fold, is_latin, transliterate
 
 GENDERS = ("female", "male")
 AGE_BANDS = ("young", "middle-aged", "older")
@@ -170,177 +170,6 @@ def assign_locales(n: int, specs: list[LocaleSpec], seed: int) -> list[LocaleSpe
     """Round-robin over a seeded shuffle, so every locale gets n/len(specs) personas (+-1)."""
     order = stream(seed, "personas", "locale-order").permutation(len(specs))
     return [specs[order[i % len(specs)]] for i in range(n)]
-
-
-# --------------------------------------------------------------------------------------------
-# Scripts: Latin check, ASCII folding, transliteration
-
-
-def is_latin(text: str) -> bool:
-    """True when every letter is a Latin letter (accents allowed: "Zięcik", "Ó Treabhair")."""
-    return all(not ch.isalpha() or unicodedata.name(ch, "").startswith("LATIN") for ch in text)
-
-
-# Letters that NFKD does not decompose into an ASCII base letter.
-_ASCII_SPECIAL = {
-    "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
-    "ı": "i", "ŋ": "ng", "ħ": "h", "ɛ": "e", "ɔ": "o", "ə": "e", "ƒ": "f",
-}  # fmt: skip
-
-
-def ascii_fold(text: str) -> str:
-    """Lower-case ASCII letters and digits only ("Zięcik" -> "ziecik"), for e-mail local parts."""
-    text = "".join(_ASCII_SPECIAL.get(ch, ch) for ch in text.lower())
-    text = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in text if ch.isascii() and ch.isalnum())
-
-
-_CYRILLIC = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z",
-    "и": "i", "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
-    "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
-    "щ": "shch", "ъ": "a", "ы": "y", "ь": "'", "э": "e", "ю": "iu", "я": "ia",
-    # Ukrainian, Macedonian, Belarusian, Serbian letters
-    "і": "i", "ї": "i", "є": "ie", "ґ": "g", "ѓ": "gj", "ќ": "kj", "љ": "lj", "њ": "nj",
-    "џ": "dzh", "ѕ": "dz", "ј": "j", "ў": "u", "ђ": "dj", "ћ": "c", "ʼ": "'", "’": "'",
-}  # fmt: skip
-_GREEK = {
-    "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th", "ι": "i",
-    "κ": "k", "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r", "σ": "s",
-    "ς": "s", "τ": "t", "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o",
-}  # fmt: skip
-# Digraphs first (ELOT 743, simplified): "Μπαλτατζή" -> "Baltatzi".
-_GREEK_DIGRAPHS = {
-    "ου": "ou",
-    "αυ": "av",
-    "ευ": "ev",
-    "γγ": "ng",
-    "γκ": "gk",
-    "μπ": "mp",
-    "ντ": "nt",
-}
-_GREEK_INITIAL = {"μπ": "b", "ντ": "d", "γκ": "g"}
-_GEORGIAN = dict(
-    zip(
-        "აბგდევზთიკლმნოპჟრსტუფქღყშჩცძწჭხჯჰ",
-        [
-            "a", "b", "g", "d", "e", "v", "z", "t", "i", "k", "l", "m", "n", "o", "p", "zh",
-            "r", "s", "t", "u", "p", "k", "gh", "q", "sh", "ch", "ts", "dz", "ts", "ch", "kh",
-            "j", "h",
-        ],
-        strict=True,
-    )
-)  # fmt: skip
-_ARMENIAN = dict(
-    zip(
-        "աբգդեզէըթժիլխծկհձղճմյնշոչպջռսվտրցւփքօֆ",
-        [
-            "a", "b", "g", "d", "e", "z", "e", "y", "t", "zh", "i", "l", "kh", "ts", "k", "h",
-            "dz", "gh", "ch", "m", "y", "n", "sh", "o", "ch", "p", "j", "r", "s", "v", "t",
-            "r", "ts", "v", "p", "k", "o", "f",
-        ],
-        strict=True,
-    )
-)  # fmt: skip
-_HANGUL_INITIALS = [
-    "g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "-", "j", "jj", "ch", "k", "t",
-    "p", "h",
-]  # fmt: skip
-_HANGUL_MEDIALS = [
-    "a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo",
-    "we", "wi", "yu", "eu", "ui", "i",
-]  # fmt: skip
-_HANGUL_FINALS = [
-    "-", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p",
-    "p", "t", "t", "ng", "t", "t", "k", "t", "p", "t",
-]  # fmt: skip
-# Conventional spellings of the surnames in Faker's ko_KR list (RR would give "Gim", "I", "Bak").
-_KOREAN_SURNAMES = dict(
-    zip(
-        "김이박정최조강윤장임한오서신권황안송류전홍고문양손배백허유남심노하곽성차주우구나민진지엄",
-        [
-            "Kim", "Lee", "Park", "Jung", "Choi", "Cho", "Kang", "Yoon", "Jang", "Lim", "Han",
-            "Oh", "Seo", "Shin", "Kwon", "Hwang", "Ahn", "Song", "Ryu", "Jeon", "Hong", "Ko",
-            "Moon", "Yang", "Son", "Bae", "Baek", "Heo", "Yoo", "Nam", "Shim", "Noh", "Ha",
-            "Kwak", "Sung", "Cha", "Joo", "Woo", "Koo", "Na", "Min", "Jin", "Ji", "Eom",
-        ],
-        strict=True,
-    )
-)  # fmt: skip
-
-
-def _strip_marks(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
-
-
-def _translit_cyrillic(word: str) -> str:
-    # Same letters as `unidecode` (the release's "Al'Bina" keeps the soft sign as "'").
-    return "".join(_CYRILLIC.get(ch, ch) for ch in word.lower())
-
-
-def _translit_greek(word: str) -> str:
-    word = _strip_marks(word.lower())
-    out, i = [], 0
-    while i < len(word):
-        pair = word[i : i + 2]
-        if i == 0 and pair in _GREEK_INITIAL:
-            out.append(_GREEK_INITIAL[pair])
-            i += 2
-        elif pair in _GREEK_DIGRAPHS:
-            out.append(_GREEK_DIGRAPHS[pair])
-            i += 2
-        else:
-            out.append(_GREEK.get(word[i], word[i]))
-            i += 1
-    return "".join(out)
-
-
-def _translit_georgian(word: str) -> str:
-    return "".join(_GEORGIAN.get(ch, ch) for ch in word)
-
-
-def _translit_armenian(word: str) -> str:
-    word = word.lower().replace("ու", "u").replace("և", "ev")
-    out = []
-    for i, ch in enumerate(word):
-        if i == 0 and ch == "ե":
-            out.append("ye")
-        elif i == 0 and ch == "ո":
-            out.append("vo")
-        else:
-            out.append(_ARMENIAN.get(ch, ch))
-    return "".join(out)
-
-
-def _translit_hangul(word: str) -> str:
-    if word in _KOREAN_SURNAMES:
-        return _KOREAN_SURNAMES[word]
-    out = []
-    for ch in word:
-        code = ord(ch) - 0xAC00
-        if not 0 <= code < 11172:
-            out.append(ch)
-            continue
-        initial, medial, final = code // 588, (code % 588) // 28, code % 28
-        for part in (_HANGUL_INITIALS[initial], _HANGUL_MEDIALS[medial], _HANGUL_FINALS[final]):
-            out.append("" if part == "-" else part)
-    return "".join(out)
-
-
-TRANSLITERATORS = {
-    "cyrillic": _translit_cyrillic,
-    "greek": _translit_greek,
-    "georgian": _translit_georgian,
-    "armenian": _translit_armenian,
-    "hangul": _translit_hangul,
-}
-
-
-def transliterate(text: str, script: str) -> str:
-    """Romanize a name word by word and title-case it ("Альбина Киреева" -> "Al'Bina Kireeva")."""
-    convert = TRANSLITERATORS[script]
-    words = [convert(word) for word in text.split()]
-    return " ".join(w[:1].upper() + w[1:] if script == "hangul" else w.title() for w in words)
 
 
 # --------------------------------------------------------------------------------------------
