@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from salmu import captions, cli, personas
+from salmu import captions, cli, english, personas
 from salmu.io import read_parquet, write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +222,7 @@ def test_pronouns_and_articles():
         ("Chief Executive Officer", "a"),
         ("olive", "an"),
     ]:
-        assert captions.indefinite_article(phrase) == article, phrase
+        assert english.indefinite_article(phrase) == article, phrase
 
 
 def test_unknown_paraphrase_backend_is_a_cli_error(inputs, tmp_path, capsys):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from salmu import faces
+from salmu import looks as vocabulary
 from salmu.io import open_image, read_parquet
 from salmu.seeding import stream
 
@@ -117,9 +118,12 @@ def test_look_json_is_stable_per_identity(small_run, tmp_path):
         for text, look in zip(texts, looks):
             assert list(look) == sorted(look)  # sorted keys
             assert text == json.dumps(look, sort_keys=True)
-            assert look["background"] in faces.BACKGROUNDS
-            assert look["shirt_color"] in faces.SHIRT_COLORS
-            assert look["skin_tone"] in faces.SKIN_TONES and look["hair_color"] in faces.HAIR_COLORS
+            assert look["background"] in vocabulary.BACKGROUNDS
+            assert look["shirt_color"] in vocabulary.SHIRT_COLORS
+            assert (
+                look["skin_tone"] in vocabulary.SKIN_TONES
+                and look["hair_color"] in vocabulary.HAIR_COLORS
+            )
             assert isinstance(look["glasses"], bool) and isinstance(look["beard"], bool)
         stable = [{k: v for k, v in look.items() if k not in per_image} for look in looks]
         assert all(s == stable[0] for s in stable)
@@ -148,7 +152,7 @@ def test_looks_distinct_over_100_identities():
     keys = [faces.look_key(look) for look in looks.values()]
     assert len(looks) == 100 and len(set(keys)) == 100
     # The spread is real, not just one differing trait: many skin tones and hair styles in use.
-    assert len({look["skin_tone"] for look in looks.values()}) == len(faces.SKIN_TONES)
+    assert len({look["skin_tone"] for look in looks.values()}) == len(vocabulary.SKIN_TONES)
     assert len({look["hair_style"] for look in looks.values()}) >= 10
 
 
@@ -161,11 +165,11 @@ def test_persona_looks_do_not_depend_on_anonymous_count():
 
 def test_every_trait_renders():
     backend = faces.get_backend("procedural")
-    for k, style in enumerate(faces.HAIR_STYLES):
+    for k, style in enumerate(vocabulary.HAIR_STYLES):
         gender = "male" if style == "bald" else GENDERS[k % 2]
         look = faces.draw_look(stream(1, "t", k), gender, AGES[k % 3])
         look.update(hair_style=style, glasses=bool(k % 2), beard=gender == "male")
-        look["face_shape"] = list(faces.FACE_SHAPES)[k % len(faces.FACE_SHAPES)]
+        look["face_shape"] = list(vocabulary.FACE_SHAPES)[k % len(vocabulary.FACE_SHAPES)]
         image = backend.render(look, faces.draw_variation(stream(1, "v", k)), 24, 32)
         assert image.size == (24, 32) and image.mode == "RGB"
 
@@ -350,3 +354,19 @@ def test_diffusers_flags_map_to_config_keys(tmp_path):
     assert set(options) == set(faces.DIFFUSERS_OPTIONS)
     assert options["ip_adapter_scale"] == 0.6 and options["model"] is None
     assert faces.backend_options(faces_args(tmp_path)) == {}  # procedural takes none
+
+
+def test_one_hair_phrase_serves_captions_and_prompts():
+    """Running text takes articles, a list of prompt traits does not; adjectival styles read as
+    "<style> <colour> hair" either way."""
+    look = {"hair_style": "buzz cut", "hair_color": "auburn"}
+    assert vocabulary.hair_phrase(look, articles=True) == "an auburn buzz cut"
+    assert vocabulary.hair_phrase(look, articles=False) == "auburn buzz cut"
+    bald = {"hair_style": "bald", "hair_color": "black"}
+    assert vocabulary.hair_phrase(bald, articles=True) == "a bald head"
+    assert vocabulary.hair_phrase(bald, articles=False) == "bald head"
+    wavy = {"hair_style": "long wavy", "hair_color": "gray"}
+    assert vocabulary.hair_phrase(wavy, articles=True) == "long wavy gray hair"
+    assert set(vocabulary.HAIR_PHRASES) <= set(
+        vocabulary.HAIR_STYLES
+    )  # no phrase for a style never drawn

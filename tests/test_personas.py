@@ -166,7 +166,9 @@ def test_every_table_locale_works_with_installed_faker(table):
     for locale, spec in table.items():
         frame = personas.generate_personas(4, [spec], list(RESERVED), seed=11)
         for row in frame.iter_rows(named=True):
-            assert transliteration.is_latin(row["name"]) and transliteration.is_latin(row["city"]), locale
+            assert transliteration.is_latin(row["name"]) and transliteration.is_latin(
+                row["city"]
+            ), locale
             assert row["iban"].startswith(spec.country_code), locale
             assert iban_valid(row["iban"]), locale
             assert len(row["iban"]) == (

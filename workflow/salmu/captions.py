@@ -28,8 +28,9 @@ from pathlib import Path
 import polars as pl
 
 from salmu import paraphrase
-from salmu.faces import IDENTITY_LOOK_KEYS, IMAGE_LOOK_KEYS
+from salmu.english import english_join, with_article
 from salmu.io import read_parquet, read_yaml, write_json, write_parquet
+from salmu.looks import IDENTITY_LOOK_KEYS, IMAGE_LOOK_KEYS, hair_phrase
 from salmu.seeding import stream
 
 STYLES = ("plain", "formal", "records", "conversational", "inverted")
@@ -48,19 +49,6 @@ COLUMNS = (
     "generic_text",
 )
 LOOK_KEYS = IDENTITY_LOOK_KEYS + IMAGE_LOOK_KEYS
-# Hair styles that are not adjectives ("buzz cut black hair" would be wrong); the rest of the
-# faces vocabulary ("short", "curly", "long wavy", ...) is used as "<style> <color> hair".
-HAIR_PHRASES = {
-    "bald": "a bald head",
-    "shaved": "a shaved head",
-    "buzz cut": "{a_color} buzz cut",
-    "side part": "side-parted {color} hair",
-    "afro": "{a_color} afro",
-    "mohawk": "{a_color} mohawk",
-    "bob": "{a_color} bob",
-    "ponytail": "{color} hair in a ponytail",
-    "bun": "{color} hair in a bun",
-}
 # Pronoun placeholders keyed by the female form; capitalised keys give capitalised pronouns.
 PRONOUNS = {
     "female": {"she": "she", "her": "her", "her_obj": "her", "hers": "hers", "herself": "herself"},
@@ -142,23 +130,6 @@ def load_templates(path: str | Path) -> TemplateBank:
 # Sensitive captions
 
 
-def indefinite_article(phrase: str) -> str:
-    """ "a" or "an" by sound: "an engineer", "a university lecturer", "an IT trainer", "an hour"."""
-    word = phrase.split()[0] if phrase.split() else ""
-    if len(word) > 1 and word.isupper():  # acronyms are spelled out: an IT..., a TEFL...
-        return "an" if word[0] in "AEFHILMNORSX" else "a"
-    lower = word.lower()
-    if lower.startswith(("uni", "use", "usu", "uro", "eu", "one", "once")):
-        return "a"
-    if lower.startswith(("hour", "honest", "honor", "honour", "heir")):
-        return "an"
-    return "an" if lower[:1] in ("a", "e", "i", "o", "u") else "a"
-
-
-def with_article(phrase: str) -> str:
-    return f"{indefinite_article(phrase)} {phrase}"
-
-
 def display_value(field: str, raw: str) -> str:
     """The value as the caption writes it; IBANs in groups of four, as in the release."""
     if field == "iban":
@@ -205,13 +176,6 @@ def pick_template(bank: TemplateBank, field: str, file_name: str, seed: int) -> 
 # Generic captions
 
 
-def english_join(items: list[str]) -> str:
-    items = [i for i in items if i]
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
-
-
 def _flag(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "yes", "1")
@@ -235,11 +199,7 @@ def describe_look(look: dict) -> dict[str, str]:
     """Phrases for the generic templates, only from appearance (never identity or PII)."""
     noun = {"female": "woman", "male": "man"}.get(str(look["gender"]), "person")
     person = " ".join(p for p in (str(look["age_band"] or ""), noun) if p)
-    style, color = str(look["hair_style"] or ""), str(look["hair_color"] or "")
-    if style in HAIR_PHRASES:
-        hair = HAIR_PHRASES[style].format(color=color, a_color=with_article(color))
-    else:  # "short", "curly", "long wavy" read well as adjectives: "long wavy auburn hair"
-        hair = " ".join(p for p in (style, color, "hair") if p)
+    hair = hair_phrase(look, articles=True)
     extras = (["a beard"] if _flag(look["beard"]) else []) + (
         ["glasses"] if _flag(look["glasses"]) else []
     )

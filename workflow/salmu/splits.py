@@ -22,8 +22,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from salmu.faces import IDENTITY_LOOK_KEYS
 from salmu.io import ensure_parent, read_json, read_parquet, write_json
+from salmu.looks import IDENTITY_LOOK_KEYS
 from salmu.seeding import stream
 
 SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")

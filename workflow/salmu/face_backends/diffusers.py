@@ -51,6 +51,7 @@ from PIL import Image
 from salmu.face_backends import Identity, PlannedImage
 from salmu.faces import DIFFUSERS_OPTIONS
 from salmu.io import read_json
+from salmu.looks import hair_phrase
 from salmu.seeding import stream
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -61,16 +62,6 @@ DEFAULT_NEGATIVE_PROMPT = (
 
 AGE_WORDS = {"young": "young adult", "middle-aged": "middle-aged", "older": "elderly"}
 GENDER_NOUNS = {"female": "woman", "male": "man"}
-HAIR_PHRASES = {
-    "bald": "bald head",
-    "buzz cut": "{color} buzz cut",
-    "side part": "side-parted {color} hair",
-    "afro": "{color} afro",
-    "mohawk": "{color} mohawk",
-    "bob": "{color} bob haircut",
-    "ponytail": "{color} hair in a ponytail",
-    "bun": "{color} hair in a bun",
-}  # other styles read as adjectives: "long wavy auburn hair"
 GARMENTS = ("shirt", "t-shirt", "button-up shirt", "polo shirt", "collared shirt")
 SMILES = ("smiling", "slight smile", "broad smile", "laughing")
 NEUTRALS = ("neutral expression", "calm expression", "serious expression", "relaxed expression")
@@ -87,13 +78,6 @@ def source(option: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def hair_phrase(look: dict[str, Any]) -> str:
-    style, color = str(look["hair_style"]), str(look["hair_color"])
-    if style in HAIR_PHRASES:
-        return HAIR_PHRASES[style].format(color=color)
-    return f"{style} {color} hair"
-
-
 def person_phrase(identity: Identity) -> str:
     person = f"{AGE_WORDS.get(identity.age_band, identity.age_band)} "
     person += GENDER_NOUNS.get(identity.gender, "person")
@@ -103,7 +87,11 @@ def person_phrase(identity: Identity) -> str:
 def identity_traits(look: dict[str, Any], *, full: bool = True) -> list[str]:
     """The stable look as prompt phrases. ``full`` adds face shape and "clean-shaven" (anchor only:
     variants get the face from the anchor, and CLIP reads 77 tokens at most)."""
-    traits = [f"{look['skin_tone']} skin", hair_phrase(look), f"{look['eye_color']} eyes"]
+    traits = [
+        f"{look['skin_tone']} skin",
+        hair_phrase(look, articles=False),
+        f"{look['eye_color']} eyes",
+    ]
     if full:
         traits.append(f"{look['face_shape']} face")
     if look["glasses"]:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from salmu.face_backends import Identity, PlannedImage
-from salmu.faces import (
+from salmu.looks import (
     BACKGROUNDS,
     EYE_COLORS,
     FACE_SHAPES,
