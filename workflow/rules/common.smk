@@ -16,6 +16,7 @@ from salmu.config_checks import (
 )
 from salmu.evaluate.settings import EvaluateSettings
 from salmu.faces import DIFFUSERS_OPTIONS
+from salmu.unlearn.settings import UnlearnSettings
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
 
@@ -34,10 +35,20 @@ check_config(
 )
 
 
-# The evaluator's settings, one source for every rule that evaluates (salmu.evaluate.settings),
-# and the section as salmu evaluate's flags (threads: each job passes its own allotment).
+# The evaluator's and the unlearning driver's settings, one source for every rule that runs them
+# (salmu.evaluate.settings, salmu.unlearn.settings).
 EVALUATE = EvaluateSettings.from_mapping(config["evaluate"])
-EVALUATION_FLAGS = EVALUATE.to_flags(exclude=("threads",))
+UNLEARN = UnlearnSettings.from_mapping(config["unlearn"])
+
+
+# The sections as flags. Functions, not strings: Snakemake would read the braces of a prompt
+# template ("a photo of {name}.") in a params string as wildcards. Threads: each job's own.
+def evaluation_flags(wildcards):
+    return EVALUATE.to_flags(exclude=("threads",))
+
+
+def unlearning_flags(wildcards):
+    return UNLEARN.to_flags(exclude=("threads",))
 
 
 envvars:
@@ -310,12 +321,6 @@ def method_flags(wildcards):
     if "import_path" in settings:
         flags.append(f"--import-path {settings['import_path']}")
     return " ".join(flags)
-
-
-def retain_samples_flag(wildcards):
-    """The retain subset an unlearning method may use (null in config: the whole retain set)."""
-    limit = config["unlearn"]["retain_samples"]
-    return "" if limit is None else f"--retain-samples {limit}"
 
 
 def model_states():

@@ -21,7 +21,7 @@ rule evaluate:
     params:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,
-        settings=EVALUATION_FLAGS,
+        settings=evaluation_flags,
     shell:
         recorded(
             "evaluate",

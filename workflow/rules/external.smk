@@ -17,7 +17,7 @@ rule evaluate_external:
     params:
         flags=external_flags,
         cache_dir=external_cache_dir,
-        settings=EVALUATION_FLAGS,
+        settings=evaluation_flags,
     shell:
         recorded(
             "evaluate_external",

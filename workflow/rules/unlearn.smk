@@ -15,29 +15,21 @@ rule unlearn:
         "results/{run}/benchmarks/unlearn/{method}_x{budget}_seed{seed}.tsv"
     conda:
         SALMU_ENV
-    threads: config["unlearn"]["threads"]
+    threads: UNLEARN.threads
     resources:
         mem_mb=4000,
         runtime=120,
-        gpu=gpus(config["unlearn"]["device"]),
+        gpu=gpus(UNLEARN.device),
     params:
         lr=method_lr_flag,
         flags=method_flags,
-        batch_size=config["unlearn"]["batch_size"],
-        retain_samples=retain_samples_flag,
-        precision=config["unlearn"]["precision"],
-        wd=config["unlearn"]["weight_decay"],
-        grad_clip=config["unlearn"]["grad_clip"],
-        device=config["unlearn"]["device"],
+        settings=unlearning_flags,
     shell:
         recorded(
             "unlearn",
             "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
             " --seed {wildcards.seed} --model-dir {input.model_dir}"
             " --checkpoint {input.compromised} --forget-shards {input.forget}"
-            " --retain-shards {input.retain} {params.retain_samples}"
-            " --batch-size {params.batch_size} {params.lr} --wd {params.wd}"
-            " --grad-clip {params.grad_clip} --precision {params.precision} {params.flags}"
-            " --device {params.device} --threads {threads}"
-            " --out {output.checkpoint} --report {output.report} > {log} 2>&1",
+            " --retain-shards {input.retain} {params.lr} {params.flags} {params.settings}"
+            " --threads {threads} --out {output.checkpoint} --report {output.report} > {log} 2>&1",
         )

@@ -12,8 +12,8 @@ benchmark: the checkpoints go to ``--work-dir`` and only the report is printed a
         --set neg_grad.lr=3e-5 --set delete.params.forget_weight=0.5
 
 ``--set METHOD.lr=X`` / ``--set METHOD.params.KEY=VALUE`` override ``unlearn.methods`` of the
-config for this sweep only; ``--set unlearn.KEY=VALUE`` overrides a driver setting (batch_size,
-grad_clip, weight_decay).
+config for this sweep only; ``--set unlearn.KEY=VALUE`` overrides a driver setting
+(``salmu.unlearn.settings``: batch_size, grad_clip, weight_decay, ...).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from salmu.evaluate.settings import EvaluateSettings
 from salmu.io import read_yaml, write_json
 from salmu.plan import merge
 from salmu.table import build_table
+from salmu.unlearn.settings import UnlearnSettings
 
 
 def merged_config(paths: list[str]) -> dict:
@@ -75,19 +76,12 @@ def unlearn_argv(
         "--checkpoint", str(run_dir / "models/compromised/checkpoint.pt"),
         "--forget-shards", str(run_dir / "shards/forget"),
         "--retain-shards", str(run_dir / "shards/retain"),
-        "--batch-size", str(unlearn["batch_size"]),
-        "--wd", str(unlearn["weight_decay"]),
-        "--grad-clip", str(unlearn["grad_clip"]),
-        "--precision", unlearn["precision"],
-        "--device", unlearn["device"],
-        "--threads", str(unlearn["threads"]),
         "--out", str(out_dir / "checkpoint.pt"),
         "--report", str(out_dir / "unlearn.json"),
+        *UnlearnSettings.from_mapping(unlearn).to_argv(),
     ]  # fmt: skip
     if settings.get("lr") is not None:  # none for a method without optimizer steps
         argv += ["--lr", str(settings["lr"])]
-    if unlearn.get("retain_samples") is not None:
-        argv += ["--retain-samples", str(unlearn["retain_samples"])]
     for key, value in settings.get("params", {}).items():
         argv += ["--param", f"{key}={json.dumps(value)}"]
     if "import_path" in settings:

@@ -53,6 +53,9 @@ class Settings:
     """Base of every stage's settings dataclass; ``section`` names its config section."""
 
     section: ClassVar[str] = ""
+    # Keys of the section that the workflow itself reads (fan-out, per-method tables), not the
+    # stage: the schema lists them beside the settings, and the stage never sees them.
+    workflow_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def fields(cls) -> list[dataclasses.Field]:
@@ -96,26 +99,30 @@ class Settings:
         """The settings of a config section; keys it leaves out take their defaults."""
         where = where or cls.section
         known = {f.name for f in cls.fields()}
-        unknown = sorted(set(mapping or {}) - known)
+        given = {k: v for k, v in (mapping or {}).items() if k not in cls.workflow_keys}
+        unknown = sorted(set(given) - known)
         if unknown:
             raise ValueError(
                 f"config key {where}.{unknown[0]}: unknown setting; expected one of {sorted(known)}"
             )
-        return cls(**dict(mapping or {}))
+        return cls(**given)
 
-    def to_flags(self, exclude: tuple[str, ...] = ()) -> str:
-        """Shell-ready flags of these settings: every one set to a value, quoted."""
-        words = []
+    def to_argv(self, exclude: tuple[str, ...] = ()) -> list[str]:
+        """The stage's command-line words for these settings (unset ones left out)."""
+        argv: list[str] = []
         for field in self.fields():
             value = getattr(self, field.name)
             if field.name in exclude or value is None:
                 continue
             if isinstance(value, bool):
-                words.append(_flag(field.name) if value else "--no-" + _flag(field.name)[2:])
+                argv.append(_flag(field.name) if value else "--no-" + _flag(field.name)[2:])
                 continue
-            items = value if isinstance(value, list) else [value]
-            words.append(" ".join([_flag(field.name), *(shlex.quote(str(v)) for v in items)]))
-        return " ".join(words)
+            argv += [_flag(field.name), *map(str, value if isinstance(value, list) else [value])]
+        return argv
+
+    def to_flags(self, exclude: tuple[str, ...] = ()) -> str:
+        """``to_argv`` quoted for a shell command, as a rule passes them."""
+        return " ".join(shlex.quote(word) for word in self.to_argv(exclude))
 
     @classmethod
     def markdown(cls) -> str:
@@ -125,4 +132,9 @@ class Settings:
             default = cls.default(field.name)
             shown = "null" if default is None else repr(default).replace("|", "\\|")
             rows.append(f"| `{field.name}` | `{shown}` | {field.metadata['doc']} |")
+        if cls.workflow_keys:
+            keys = ", ".join(f"`{k}`" for k in cls.workflow_keys)
+            rows.append(
+                f"\nAlso in `{cls.section}`, read by the workflow itself: {keys} (config.yaml)."
+            )
         return "\n".join(rows) + "\n"

@@ -10,9 +10,10 @@ import argparse
 from pathlib import Path
 
 from salmu.evaluate.settings import EvaluateSettings
+from salmu.unlearn.settings import UnlearnSettings
 
 # Every config section that has a settings class, in config.yaml's order.
-SECTIONS = (EvaluateSettings,)
+SECTIONS = (UnlearnSettings, EvaluateSettings)
 
 HEADER = """# Settings and their defaults
 

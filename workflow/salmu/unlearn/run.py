@@ -18,11 +18,10 @@ import time
 from salmu.io import write_json
 from salmu.unlearn.budget import budget_steps
 from salmu.unlearn.registry import build, resolve
+from salmu.unlearn.settings import PRECISIONS, UnlearnSettings
+
 
 # --precision -> the autocast dtype's name in torch (None: plain fp32).
-PRECISIONS = {"fp32": None, "amp_bf16": "bfloat16"}
-
-
 def parse_hyperparameters(pairs: list[str]) -> dict:
     """``key=value`` strings; values are parsed as JSON when possible (numbers, booleans)."""
     params = {}
@@ -74,7 +73,7 @@ def unlearn(args: argparse.Namespace) -> dict:
         budget=steps,
         # foreach: one fused update over all tensors; the per-tensor loop cost ~30 ms a step on CPU.
         make_optimizer=lambda params: torch.optim.AdamW(
-            params, lr=args.lr, weight_decay=args.wd, foreach=True
+            params, lr=args.lr, weight_decay=args.weight_decay, foreach=True
         ),
         reference=copy.deepcopy(model).requires_grad_(False) if method.needs_reference else None,
         grad_clip=args.grad_clip,
@@ -126,23 +125,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--forget-shards", required=True)
     parser.add_argument("--retain-shards", nargs="+", required=True, help="shard directories")
     parser.add_argument(
-        "--retain-samples", type=int, default=None, help="retain subset size (default: all)"
-    )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
         "--lr",
         type=float,
         default=None,
         help="AdamW learning rate (methods that step an optimizer)",
     )
-    parser.add_argument("--wd", type=float, default=0.0)
-    parser.add_argument("--grad-clip", type=float, default=1.0)
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     parser.add_argument(
         "--param", action="append", default=[], help="method hyperparameter key=value"
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--threads", type=int, default=1)
+    UnlearnSettings.add_arguments(parser)
     parser.add_argument("--out", required=True)
     parser.add_argument("--report", required=True, help="JSON with steps taken and losses")
 

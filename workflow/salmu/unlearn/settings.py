@@ -1,0 +1,36 @@
+"""Settings of the unlearning driver (config section ``unlearn``, flags of ``salmu unlearn``).
+
+They are shared by every method; a method's own ``lr`` and ``params`` live under
+``unlearn.methods`` and the fan-out (``budgets``, ``seeds``, ``only``) is the workflow's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salmu.settings import Settings, setting
+
+# --precision -> the autocast dtype of forward passes (None: plain fp32).
+PRECISIONS = {"fp32": None, "amp_bf16": "bfloat16"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnlearnSettings(Settings):
+    section = "unlearn"
+    workflow_keys = ("budgets", "seeds", "only", "methods")
+
+    batch_size: int = setting(
+        32, "forget and retain samples per step (one step: one batch of each, for every method)"
+    )
+    retain_samples: int | None = setting(
+        None, "retain subset a method may use, in samples (null: the whole retain set)"
+    )
+    precision: str = setting(
+        "fp32", "fp32, or amp_bf16: forward passes under bf16 autocast", choices=tuple(PRECISIONS)
+    )
+    weight_decay: float = setting(0.0, "AdamW weight decay")
+    grad_clip: float = setting(1.0, "gradient-norm clipping of every optimizer step (0: off)")
+    device: str = setting(
+        "cpu", "cpu, cuda or auto (cuda when available)", choices=("auto", "cpu", "cuda")
+    )
+    threads: int = setting(1, "torch threads")
