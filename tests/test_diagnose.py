@@ -39,7 +39,7 @@ def paper_row(mrr, genknow, inter, intra):
     return {"RetFail_MRR": mrr, "GenKnow": genknow, "InterIdSim": inter, "IntraIdSim": intra}
 
 
-# The published 5x-budget table (spec §5): RetFail MRR, GenKnow, InterIdSim, IntraIdSim; AssocStr
+# The published 5x-budget table (docs/protocol.md §5): RetFail MRR, GenKnow, InterIdSim, IntraIdSim; AssocStr
 # of the two references from the official evaluator run on the released models.
 PAPER = {
     "clean": paper_row(0.001, 0.633, 0.143, 0.143) | {"AssocStr": 0.1417},
@@ -59,7 +59,7 @@ def test_the_papers_table():
     assert got == {
         "clean": REFERENCE,
         "compromised": REFERENCE,
-        # DELETE / CLIPErase reach "utility-efficient deletion" by over-generalising (spec §5).
+        # DELETE / CLIPErase reach "utility-efficient deletion" by over-generalising (docs/protocol.md §5).
         "unlearned/clip_erase/x5/seed0": OVER_GENERALISED,
         "unlearned/delete/x5/seed0": OVER_GENERALISED,
         "unlearned/vlunlearn/x5/seed0": BALANCED,

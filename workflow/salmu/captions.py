@@ -1,4 +1,4 @@
-"""Sensitive and generic captions for every image (spec §1.2).
+"""Sensitive and generic captions for every image (docs/protocol.md §1.2).
 
 Every image gets exactly one caption (``text``):
 - kind ``sensitive``: one attribute (``data_field``) of its persona, written from the template bank

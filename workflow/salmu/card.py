@@ -5,7 +5,7 @@
   maps the four splits), ``dataset_info`` (features image/text/identity_id/file_name and per-split
   example counts), license cc-by-4.0 (the release's), pretty_name, tags.
 - Markdown: what the benchmark is, split semantics (the four released splits and the splits the
-  official loader derives from them, spec §1.3), counts per split (rows, identities, sensitive
+  official loader derives from them, docs/protocol.md §1.3), counts per split (rows, identities, sensitive
   attribute types from sensitive_set_captions_metadata.json), countries, seed and configuration,
   generator versions, the face filter summary (when given), and the fictitious-data note.
 
@@ -115,7 +115,7 @@ def read_metadata(benchmark: Path) -> dict[str, object]:
 
 
 def derived_splits(splits: dict[str, pl.DataFrame], fragile_ids: list[str]) -> dict:
-    """The splits the official ``load_benchmark_data`` derives (spec §1.3), plus forget_association."""
+    """The splits the official ``load_benchmark_data`` derives (docs/protocol.md §1.3), plus forget_association."""
     forget, retain = splits["forget"], splits["retain_synth"]
     forget_ids = set(forget["identity_id"].drop_nulls())
     assoc_ids = set(splits["holdout_association"]["identity_id"].drop_nulls())

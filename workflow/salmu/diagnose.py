@@ -1,4 +1,4 @@
-"""Failure-mode diagnosis of unlearned models: the paper's taxonomy (spec §5) from the results table.
+"""Failure-mode diagnosis of unlearned models: the paper's taxonomy (docs/protocol.md §5) from the results table.
 
 Every number is relative to the two reference rows of the same table: **Clean** (C, never saw the
 sensitive set: the forgetting target) and **Compromised** (P, the starting point of every method:
@@ -9,7 +9,7 @@ the utility target). For an unlearned model U and a metric m:
   level). For the holdout similarities InterIdSim / IntraIdSim (pairs of the Compromised training
   set that must be *kept*) 0 is ideal and > 1 means U went *below* Clean: it forgot identities it
   should have kept. Likewise for AssocStr on the forget set ("driving AssocStr below Clean's 0.142
-  triggers over-generalisation", spec §5). NaN when ``P_m - C_m < min_reference_gap`` (the axis
+  triggers over-generalisation", docs/protocol.md §5). NaN when ``P_m - C_m < min_reference_gap`` (the axis
   is undefined, e.g. a Compromised model that did not memorise the split; all four metrics are
   ones the Compromised model learned above Clean).
 - ``holdout_vs_clean[m] = U_m - C_m`` for InterIdSim / IntraIdSim (raw, in similarity units).
@@ -60,7 +60,7 @@ Default thresholds, our choice (the paper gives none; each is a ``salmu table`` 
   does not call over-generalisation) out of this class.
 - ``min_reference_gap = 0.01``: below it a gap-normalised number is mostly noise.
 
-Consequences on the published 5x table (spec §5; GenKnow, InterIdSim, IntraIdSim, RetFail only):
+Consequences on the published 5x table (docs/protocol.md §5; GenKnow, InterIdSim, IntraIdSim, RetFail only):
 Finetuning, VLUnlearn -> balanced; DELETE, CLIPErase, Neg. Gradient, Direct Sim. Min. ->
 over-generalised forgetting; Shuffled Captions -> catastrophic damage. The paper lists Direct Sim.
 Min. under catastrophic collapse too; on the published columns it is flagged only by its holdout

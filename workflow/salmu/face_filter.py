@@ -2,7 +2,7 @@
 
 The paper generates ~100 identity-preserving images for each of 1,000 candidate identities and keeps
 774 "coherent" ones after "CLIP zero-shot annotation plus consistency/demographic checks (FairFace +
-CLIP)" (spec 1.1). Its exact rules are unknown; this stage is our interpretation, in three steps:
+CLIP)" (docs/protocol.md §1.1). Its exact rules are unknown; this stage is our interpretation, in three steps:
 
 1. **Identity consistency.** Every image is embedded and compared (cosine) with its person's
    *reference image*: the person's first image, i.e. the lowest ``image_idx`` of kind ``sensitive``

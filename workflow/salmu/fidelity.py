@@ -5,7 +5,7 @@ diagnosis every seed agrees on, ``salmu.seeds``), whether they agree, and the nu
 ours. Then the reference models: the Compromised / Clean leak ratio next to the paper's, and the
 tier's calibration targets (``CRITERIA``), each with its value and whether it holds.
 
-The paper's failure modes (spec §5), as our labels (``salmu.diagnose``):
+The paper's failure modes (docs/protocol.md §5), as our labels (``salmu.diagnose``):
 
 - Finetuning, VLUnlearn: none ("utility-efficient deletion is feasible") -> balanced.
 - Neg. Gradient: the text names no failure mode, but its holdout similarity (0.063) is under half
@@ -93,7 +93,7 @@ PAPER_BASELINES = (
     PaperBaseline("delete", "DELETE", "over-generalisation", _OVER, 0.001, 0.632, 0.023),
     PaperBaseline("cliperase", "CLIPErase", "over-generalisation", _OVER, 0.001, 0.634, 0.024),
 )
-# The official evaluator on the released models (spec §5).
+# The official evaluator on the released models (docs/protocol.md §5).
 PAPER_REFERENCE = {
     "clean": {"RetFail_MRR": 0.000815, "GenKnow": 0.633},
     "compromised": {"RetFail_MRR": 0.2361021, "RetFail_R@1": 0.101582, "GenKnow": 0.638},

@@ -1,4 +1,4 @@
-"""Paraphrase backends for the sensitive captions (spec §1.1 step 5: Gemma3-12B rewrote the template
+"""Paraphrase backends for the sensitive captions (docs/protocol.md §1.1 step 5: Gemma3-12B rewrote the template
 captions into 5 linguistic variants).
 
 Backends:

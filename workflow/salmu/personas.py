@@ -1,4 +1,4 @@
-"""Faker personas with culturally consistent, fictitious, globally unique PII (spec §1.1 step 4).
+"""Faker personas with culturally consistent, fictitious, globally unique PII (docs/protocol.md §1.1 step 4).
 
 One persona = one seeded ``Faker(locale)`` instance, so name, city, phone number, IBAN, passport
 and credit card all come from the same locale. Names are in Latin script because the captions are

@@ -6,7 +6,7 @@ is better; log scale when its values span more than a decade):
 - ``retfail_vs_genknow``: y = GenKnow (primary utility, higher is better). GenKnow -1 (skipped)
   is left out, with a note on the figure.
 - ``retfail_vs_intraidsim``: y = IntraIdSim (holdout associations of forget identities, which must
-  be kept); the band below Clean's value is shaded: over-generalisation (spec §2.1).
+  be kept); the band below Clean's value is shaded: over-generalisation (docs/protocol.md §2.1).
 
 Clean (green star) and Compromised (red cross) are marked distinctly, with dotted target lines:
 forgetting target = Clean's RetFail, utility target = Compromised's y. Unlearned states: colour

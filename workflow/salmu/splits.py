@@ -1,4 +1,4 @@
-"""Benchmark splits in the released Hugging Face layout (spec §1.3–1.4).
+"""Benchmark splits in the released Hugging Face layout (docs/protocol.md §1.3–1.4).
 
 Semantics, all by identity and (identity, attribute type), never by image:
 - holdout_identity: a seeded fraction of identities that are never in forget.
@@ -7,7 +7,7 @@ Semantics, all by identity and (identity, attribute type), never by image:
   splits. The fully forgotten identities make up the official derived split forget_identity.
 - retain_synth: non-sensitive captions of forget identities' extra images (identity_id set, the
   official retain_joint) and of anonymous people (identity_id null, retain_disjoint).
-- fragile set (our interpretation, spec [?]): the retain_disjoint rows whose person looks most like a
+- fragile set (our interpretation, docs/protocol.md §7): the retain_disjoint rows whose person looks most like a
   forget identity (Jaccard overlap of look traits), top ``fragile_fraction`` of them; every score is
   written to fragile_set_all_similarities.json so the selection can be audited.
 """

@@ -1,8 +1,8 @@
 """Load a benchmark directory in the released Hugging Face layout and build the derived splits.
 
-Layout (spec §1.4): ``data/{split}-*.parquet`` for the four released splits (sorted shard files,
+Layout (docs/protocol.md §1.4): ``data/{split}-*.parquet`` for the four released splits (sorted shard files,
 concatenated in that order, so per-row score lists follow the official row order) plus metadata
-JSONs at the root. Derived splits follow the official ``load_benchmark_data`` (spec §1.3):
+JSONs at the root. Derived splits follow the official ``load_benchmark_data`` (docs/protocol.md §1.3):
 
 - ``retain_joint``    = retain_synth rows whose identity_id is set and is a forget identity;
 - ``retain_disjoint`` = retain_synth rows whose identity_id is null;
@@ -244,7 +244,7 @@ def identity_name(identities: dict, identity_id: str | None, root: Path | str = 
 
 
 def core_assoc_texts(bench: Benchmark) -> tuple[list[str], list[str]]:
-    """Per forget row: ``"{name} {value}"`` and ``"{value} {name}"`` (spec §2.2, CoreAssoc).
+    """Per forget row: ``"{name} {value}"`` and ``"{value} {name}"`` (docs/protocol.md §2.2, CoreAssoc).
 
     Name from identities_metadata.json (by identity_id), value from the row's entry in
     sensitive_set_captions_metadata.json (key ``value``).

@@ -1,7 +1,7 @@
 """GenKnow on a local ImageNet-1k validation set (``salmu evaluate --imagenet-path DIR``).
 
 The official evaluator scores GenKnow as ImageNet-1k zero-shot top-1 through the DataComp eval
-code and reports -1 without a local ImageNet (spec §2.3). We read the validation set from a plain
+code and reports -1 without a local ImageNet (docs/protocol.md §2.3). We read the validation set from a plain
 folder in the torchvision ``ImageFolder`` layout instead of the official webdataset:
 
 - ``DIR`` holds exactly 1000 class sub-folders named by WordNet id (``n01440764`` ...); hidden

@@ -1,4 +1,4 @@
-"""The evaluation JSON in the official layout (spec §2.1) and its flat metric columns.
+"""The evaluation JSON in the official layout (docs/protocol.md §2.1) and its flat metric columns.
 
 ``{"efficacy": {"1.1_RetFail": {R@1, MRR, outcomes}, "1.2_AssocStr": {mean, scores},
 "1.3_ACS": {acs_accuracy}, "1.4_IdZSC": {identity_classification_accuracy},

@@ -1,10 +1,10 @@
-"""SALMUBench metrics (spec §2) as pure numpy functions of L2-normalised embeddings.
+"""SALMUBench metrics (docs/protocol.md §2) as pure numpy functions of L2-normalised embeddings.
 
 A "sim" is the dot product of two unit vectors (cosine similarity). Every function takes row-aligned
 arrays (``image_emb[i]`` belongs with ``text_emb[i]``) and returns the official JSON sub-dict (or a
 float). An empty split gives NaN values and an ``EvaluationWarning``, never an exception.
 
-Our interpretation of the items the spec marks [?]:
+Our interpretation of the items docs/protocol.md §7 leaves open:
 
 - RetFail ties: ``rank = 1 + #(distractor scores > true score + tie_tol)``. A gallery entry that
   scores the same as the true caption (e.g. a distractor whose text *is* the true caption, drawn

@@ -1,6 +1,6 @@
 """The ``diffusers`` face backend: an anchor portrait per identity, then IP-Adapter variants.
 
-Per identity (the paper's generation pipeline, spec 1.1, with a text-to-image anchor in place of
+Per identity (the paper's generation pipeline, docs/protocol.md §1.1, with a text-to-image anchor in place of
 an SFHQ face):
 
 1. **Anchor.** A square, frontal, neutral studio portrait from a text-to-image pipeline

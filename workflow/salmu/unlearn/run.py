@@ -1,6 +1,6 @@
 """``salmu unlearn``: run one method at one budget and seed from the Compromised checkpoint.
 
-Budget unit (our definition, spec [?]): 1x = the steps of one pass over the forget set at the
+Budget unit (our definition, docs/protocol.md §7): 1x = the steps of one pass over the forget set at the
 configured batch size, ``ceil(|forget| / batch_size)``. A step is one forget batch plus one retain
 batch of ``batch_size`` each, whatever the method does with them (an optimizer step, or gradient
 statistics for SSD / SLUG / SalUn's mask), so a budget of B gives every method ``round(B * unit)``
