@@ -102,7 +102,7 @@ def test_default_config_builds_the_whole_dag():
     fan_out = len(config["methods"]) * len(config["budgets"]) * len(config["seeds"])
     assert len(config["methods"]) == 11 and fan_out == 33  # 3 seeds at the main budget
     assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2
-    assert counts["results_table"] == counts["fidelity"] == counts["comparisons"] == 1
+    assert counts["table"] == counts["fidelity"] == counts["compare"] == 1
 
 
 def test_a_subset_of_methods_budgets_and_seeds_from_an_overlay_or_the_command_line(tmp_path):

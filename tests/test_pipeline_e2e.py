@@ -107,10 +107,10 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     # changes, the dataset's not; the main-budget reports gain a method.
     expected = (methods + len(BUDGETS)) * len(SEEDS)
     assert counts["unlearn"] == expected and counts["evaluate"] == expected
-    assert counts["resolved_config"] == 1 and "dataset_card" not in counts
+    assert counts["resolved_config"] == 1 and "card" not in counts
     assert set(counts) == {
-        *("unlearn", "evaluate", "results_table", "plots", "resolved_config"),
-        *("fidelity", "comparisons", "provenance_summary", "all", "total"),
+        *("unlearn", "evaluate", "table", "plots", "resolved_config"),
+        *("fidelity", "compare", "provenance_summary", "all", "total"),
     }
 
 
@@ -123,8 +123,8 @@ def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
     assert counts["train"] == 1 and counts["unlearn"] == FAN_OUT
     assert counts["evaluate"] == FAN_OUT + 1
     assert set(counts) == {
-        *("train", "unlearn", "evaluate", "results_table", "plots", "provenance_summary"),
-        *("fidelity", "comparisons", "all", "total"),
+        *("train", "unlearn", "evaluate", "table", "plots", "provenance_summary"),
+        *("fidelity", "compare", "all", "total"),
     }
 
 
@@ -137,8 +137,8 @@ def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
     counts = job_counts(result.stdout)
     assert counts["evaluate"] == FAN_OUT + 2
     assert set(counts) == {
-        *("evaluate", "results_table", "plots", "resolved_config", "provenance_summary"),
-        *("fidelity", "comparisons", "all", "total"),
+        *("evaluate", "table", "plots", "resolved_config", "provenance_summary"),
+        *("fidelity", "compare", "all", "total"),
     }
 
 
@@ -267,13 +267,13 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
         "faces.tsv",
         "face_filter.tsv",
         "captions.tsv",
-        "dataset_card.tsv",
+        "card.tsv",
         "splits.tsv",
         "retain.tsv",
         "shards_retain.tsv",
         "train_clean.tsv",
         "train_compromised.tsv",
-        "results_table.tsv",
+        "table.tsv",
         "evaluate/clean.tsv",
         "unlearn/neg_grad_x5_seed0.tsv",
     ):
@@ -417,7 +417,7 @@ def test_the_results_table_traces_back_to_the_persona_seed(tiny_run):
     every row's lineage column names its checkpoint's record."""
     command = [sys.executable, "-m", "salmu", "audit", str(RESULTS / "benchmark.csv"), "--json"]
     tree = json.loads(subprocess.run(command, cwd=ROOT, check=True, capture_output=True).stdout)
-    expected = {"results_table", "evaluate", "unlearn", "train", "shards", "splits", "faces"}
+    expected = {"table", "evaluate", "unlearn", "train", "shards", "splits", "faces"}
     assert expected | {"personas", "face_filter", "captions", "retain"} <= audit_rules(tree)
     stale = [f for f in audit_flags(tree) if f.startswith(("input changed", "modified"))]
     assert not stale

@@ -40,36 +40,3 @@ rule faces:
             " {params.backend_flags} --seed {params.seed} --out {output.faces}"
             " --contact-sheet {output.sheet} > {log} 2>&1",
         )
-
-
-rule face_filter:
-    input:
-        faces="results/{run}/data/faces.parquet",
-        personas="results/{run}/data/personas.parquet",
-    output:
-        faces="results/{run}/data/faces_kept.parquet",
-        report="results/{run}/data/face_filter_report.json",
-    log:
-        "results/{run}/logs/face_filter.log",
-    benchmark:
-        "results/{run}/benchmarks/face_filter.tsv"
-    conda:
-        SALMU_ENV
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=1 if config["faces"]["filter"]["embedder"] == "clip" else 0,
-    params:
-        embedder=config["faces"]["filter"]["embedder"],
-        threshold=config["faces"]["filter"]["identity_threshold"],
-        min_images=config["faces"]["filter"]["min_images"],
-        flags=face_filter_flags,
-    shell:
-        recorded(
-            "face_filter",
-            "salmu face-filter --faces {input.faces} --personas {input.personas}"
-            " --embedder {params.embedder} --identity-threshold {params.threshold}"
-            " --min-images {params.min_images} {params.flags}"
-            " --out-faces {output.faces} --out-report {output.report} > {log} 2>&1",
-        )
