@@ -271,12 +271,14 @@ def training_allocation(train):
 
 
 def upsampling_flag(wildcards):
-    """Compromised draws sensitive samples train.sensitive_upsampling times as often as retain."""
+    """Compromised draws sensitive samples train.sensitive_upsampling times as often as retain:
+    one weight per training source, in train_sources' order."""
     factor = config["train"]["sensitive_upsampling"]
     if wildcards.base == "clean" or factor == 1:
         return ""
-    retain = " ".join("1" for _ in retain_shard_dirs(wildcards))
-    return f"--upsampling {retain} {factor}"
+    sensitive = f"results/{wildcards.run}/shards/sensitive"
+    weights = [factor if d == sensitive else 1 for d in train_sources(wildcards)]
+    return "--upsampling " + " ".join(map(str, weights))
 
 
 def unlearning_shard_dirs(wildcards):
