@@ -3,7 +3,7 @@
 A stage's settings are a frozen dataclass whose fields are made with :func:`setting`. From it come
 
 - the stage's CLI flags (``add_arguments``: ``batch_size`` -> ``--batch-size``, with the default
-  and the doc as help) and the values read back from them (``from_args``);
+  and the doc as help) and the values read back from them (``values_from_args``);
 - the settings read from its config section (``from_mapping``: an unknown key is an error that
   names it; a key the section leaves out takes the default);
 - the flags a rule passes for a whole config section (``to_flags``): the rule hands the section
