@@ -64,19 +64,23 @@ def resolve(name: str, import_path: str | None = None):
     return cls
 
 
+def _method_class(name: str, import_path: str | None) -> tuple[str, str] | None:
+    """(module, class name) of a method, found in its source without importing it."""
+    if import_path is not None:
+        module, _, class_name = import_path.partition(":")
+        return module, class_name
+    module = f"{METHODS_PACKAGE}.{name}"
+    tree = _module_tree(module)
+    declared = [node for node in tree.body if _declares_name(node, name)] if tree else []
+    return (module, declared[0].name) if declared else None
+
+
 def accepted_hyperparameters(name: str, import_path: str | None = None) -> list[str] | None:
     """The keyword arguments a method's constructor takes, read from its source without importing
     it (checking a config must not cost an import of torch). None when the source cannot tell:
     ``**kwargs``, or a base class that cannot be followed statically."""
-    if import_path is None:
-        module = f"{METHODS_PACKAGE}.{name}"
-        tree = _module_tree(module)
-        if tree is None:
-            return None
-        declared = [node for node in tree.body if _declares_name(node, name)]
-        return _constructor_parameters(module, declared[0].name) if declared else None
-    module, _, class_name = import_path.partition(":")
-    return _constructor_parameters(module, class_name)
+    found = _method_class(name, import_path)
+    return _constructor_parameters(*found) if found else None
 
 
 @functools.cache  # the methods' shared bases are read once, not once per method
@@ -94,24 +98,17 @@ def _module_tree(module: str) -> ast.Module | None:
 def takes_optimizer_steps(name: str, import_path: str | None = None) -> bool:
     """Whether a method steps an optimizer (and so needs an ``lr``), read from its source
     without importing it: False only where its class says ``takes_optimizer_steps = False``."""
-    if import_path is None:
-        module = f"{METHODS_PACKAGE}.{name}"
-        tree = _module_tree(module)
-        declared = [n for n in tree.body if _declares_name(n, name)] if tree else []
-    else:
-        module, _, class_name = import_path.partition(":")
-        tree = _module_tree(module)
-        declared = [n for n in (tree.body if tree else []) if getattr(n, "name", "") == class_name]
-    for node in declared[:1]:
+    found = _method_class(name, import_path)
+    tree = _module_tree(found[0]) if found else None
+    for node in tree.body if tree else []:
+        if not (isinstance(node, ast.ClassDef) and node.name == found[1]):
+            continue
         for item in node.body:
-            if (
-                isinstance(item, ast.Assign)
-                and any(
-                    isinstance(t, ast.Name) and t.id == "takes_optimizer_steps"
-                    for t in item.targets
-                )
-                and isinstance(item.value, ast.Constant)
-            ):
+            targets = getattr(item, "targets", [])
+            named = any(
+                isinstance(t, ast.Name) and t.id == "takes_optimizer_steps" for t in targets
+            )
+            if named and isinstance(item.value, ast.Constant):
                 return bool(item.value.value)
     return True
 
