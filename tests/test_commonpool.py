@@ -5,6 +5,7 @@ workers re-import it); one more resumes an interrupted shard. Every other test r
 or fails before img2dataset starts.
 """
 
+import argparse
 import hashlib
 import http.server
 import io
@@ -27,6 +28,7 @@ from salmu import commonpool, leakcheck, shards
 from salmu.cli import main
 from salmu.io import write_parquet
 from salmu.resumable import STATE
+from salmu.sections.retain import CommonPoolSettings
 
 from conftest import solid_jpeg
 
@@ -354,14 +356,13 @@ def test_a_different_request_starts_the_download_over(pool, tmp_path, capsys):
     assert json.loads((out / STATE).read_text())["request"]["samples_per_shard"] == 5
 
 
-def test_blur_choice_is_required(pool, tmp_path, capsys):
-    argv = [a for a in pool["argv"] if a != "--blur-faces"]
-    argv[argv.index("--out-dir") + 1] = str(tmp_path / "x")
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    assert "--blur-faces --no-blur-faces" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
+def test_faces_are_blurred_unless_the_config_says_not_to():
+    """DataComp blurs faces; leaving that out of a command must not download unblurred faces."""
+    parser = argparse.ArgumentParser()
+    commonpool.configure_parser(parser)
+    assert parser.parse_args(["--out-dir", "x", "--metadata", "m"]).blur_faces is True
+    flags = CommonPoolSettings(metadata="m", blur_faces=False).to_argv()
+    assert parser.parse_args(["--out-dir", "x", *flags]).blur_faces is False
 
 
 def test_bad_metadata_is_a_one_line_error(pool, tmp_path, capsys):

@@ -44,7 +44,7 @@ def test_a_clear_difference_and_none(tmp_path):
     ]
     prefix = tmp_path / "out" / "comparisons"
     args = ["compare", "--evals", *evals, "--benchmark", bench, "--budget", "5"]
-    assert main([*args, "--out-prefix", str(prefix), "--bootstrap", "200"]) == 0
+    assert main([*args, "--out-prefix", str(prefix), "--comparison-resamples", "200"]) == 0
     found = json.loads(prefix.with_suffix(".json").read_text())
     assert found["methods"] == ["forgot", "forgot2", "leaky"]
     by_pair = {(c["a"], c["b"], c["metric"]): c for c in found["comparisons"]}

@@ -141,7 +141,7 @@ def test_paper_overlay_generates_diffusion_faces_and_filters_with_clip():
     out = paper_dry_run("-p", target, profile=False).stdout
     assert "--backend diffusers" in out
     assert "--diffusers-model stable-diffusion-v1-5/stable-diffusion-v1-5" in out
-    assert "--ip-adapter h94/IP-Adapter" in out
+    assert "--diffusers-ip-adapter h94/IP-Adapter" in out
     assert "--embedder clip" in out and "--demographics gender age_band" in out
     assert "--n-identities 1000" in out
     assert "gpu=1" in out

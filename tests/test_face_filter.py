@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from salmu import cli
-from salmu import face_filter as ff
+from salmu.face_filter import cli as ff
+from salmu.face_filter import decisions, inputs, pixels
 from salmu.io import read_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def test_off_identity_image_dropped_consistent_identity_untouched():
     emb = embeddings_for(meta, DIRECTIONS)
     swapped = meta["file_name"].to_list().index(f"{A}_003_ar-1.00.jpg")
     emb[swapped] = DIRECTIONS[B]  # an image of B filed under A
-    out = ff.decide(meta, emb, threshold=0.7, min_images=1)
+    out = decisions.decide(meta, emb, threshold=0.7, min_images=1)
     assert [i for i, why in enumerate(out.reasons) if why] == [swapped]
     assert out.reasons[swapped] == ["identity"]
     assert out.keep.sum() == meta.height - 1 and out.dropped_identities == {}
@@ -77,18 +78,18 @@ def test_off_identity_image_dropped_consistent_identity_untouched():
 def test_reference_is_the_lowest_sensitive_index_not_a_generic_one():
     meta = make_meta({A: (3, 2)}).filter(pl.col("image_idx") != 0)  # no image_idx 0 left
     emb = embeddings_for(meta, DIRECTIONS)
-    ref = ff.reference_rows(meta)
+    ref = decisions.reference_rows(meta)
     assert {meta["file_name"][int(r)] for r in ref} == {f"{A}_001_ar-1.00.jpg"}
     only_generic = make_meta({A: (3, 2)}).filter(pl.col("kind") == "generic")
     with pytest.raises(ValueError, match=f"identity {A} has no sensitive image"):
-        ff.decide(only_generic, emb[:2], threshold=0.5, min_images=1)
+        decisions.decide(only_generic, emb[:2], threshold=0.5, min_images=1)
 
 
 def test_anonymous_person_checked_against_its_own_reference():
     meta = make_meta({A: (3, 0)}, {C: 3})
     emb = embeddings_for(meta, DIRECTIONS)
     emb[-1] = DIRECTIONS[A]  # C's last image looks like A
-    out = ff.decide(meta, emb, threshold=0.7, min_images=1)
+    out = decisions.decide(meta, emb, threshold=0.7, min_images=1)
     assert [meta["file_name"][i] for i, why in enumerate(out.reasons) if why] == [
         f"{C}_002_ar-1.00.jpg"
     ]
@@ -100,7 +101,7 @@ def test_identity_below_min_images_dropped_with_its_generic_images():
     names = meta["file_name"].to_list()
     for idx in (1, 2):  # two of A's four sensitive images are off-identity
         emb[names.index(f"{A}_{idx:03d}_ar-1.00.jpg")] = DIRECTIONS[C]
-    out = ff.decide(meta, emb, threshold=0.7, min_images=3)
+    out = decisions.decide(meta, emb, threshold=0.7, min_images=3)
     a_rows = [i for i, n in enumerate(names) if n.startswith(A)]
     assert (
         not out.keep[a_rows].any()
@@ -113,7 +114,7 @@ def test_identity_below_min_images_dropped_with_its_generic_images():
     assert reasons[f"{A}_001_ar-1.00.jpg"] == ["identity"]
     assert reasons[f"{A}_004_ar-1.00.jpg"] == ["min_images"]  # generic image goes too
     # With min_images 2 the identity survives, minus its two off-identity images.
-    out2 = ff.decide(meta, emb, threshold=0.7, min_images=2)
+    out2 = decisions.decide(meta, emb, threshold=0.7, min_images=2)
     assert out2.dropped_identities == {} and out2.keep.sum() == meta.height - 2
 
 
@@ -124,8 +125,8 @@ def test_demographic_disagreement_dropped():
     emb = np.stack([unit(1, 0.2)] * meta.height)
     emb[2] = unit(-1, 0.2)  # A_002 reads as male; A is female
     expected = ["female"] * 4 + ["male"] * 3  # B is male, and all of B reads female
-    check = ff.Demographic(expected, ("female", "male"), classes)
-    out = ff.decide(
+    check = decisions.Demographic(expected, ("female", "male"), classes)
+    out = decisions.decide(
         meta, emb, threshold=0.5, min_images=1, demographics={"gender": check}, margin=0.0
     )
     dropped = {meta["file_name"][i]: why for i, why in enumerate(out.reasons) if why}
@@ -136,7 +137,7 @@ def test_demographic_disagreement_dropped():
     assert B in out.dropped_identities and A not in out.dropped_identities
     assert out.readings["gender"][2] == "male" and out.readings["gender"][0] == "female"
     # A margin larger than the score gap keeps every image (identity aside).
-    lenient = ff.decide(
+    lenient = decisions.decide(
         meta, emb, threshold=-1.0, min_images=1, demographics={"gender": check}, margin=2.5
     )
     assert lenient.keep.all()
@@ -184,6 +185,9 @@ def filter_argv(root: Path, faces: Path, out: str, *extra: str) -> list[str]:
         str(root / f"{out}.parquet"),
         "--out-report",
         str(root / f"{out}.json"),
+        # The tests' identities are small; the config default (20) is the tiny tier's.
+        "--min-images",
+        "1",
         *extra,
     ]
 
@@ -209,7 +213,7 @@ def test_swapped_image_dropped_by_pixels_embedder_deterministically(rendered):
     names = faces["file_name"].to_list()
     # Swap in the other persona whose reference looks least like the first persona's.
     refs = {i: names.index(next(n for n in names if n.startswith(f"{i}_000_"))) for i in ids}
-    emb = ff.embed_pixels([faces["image"][refs[i]] for i in ids])
+    emb = pixels.embed_pixels([faces["image"][refs[i]] for i in ids])
     other = ids[1 + int(np.argmin(emb[1:] @ emb[0]))]
     target = names.index(next(n for n in names if n.startswith(f"{ids[0]}_003_")))
     donor = names.index(next(n for n in names if n.startswith(f"{other}_003_")))
@@ -271,15 +275,23 @@ def test_clip_embedder_runs_and_reports(rendered, tiny_clip, tmp_path):
     )
     extra = ["--embedder", "clip", "--clip-model", str(MODEL_DIR)]
     extra += ["--clip-checkpoint", str(tiny_clip), "--identity-threshold", "0.0"]
-    extra += ["--prompts", str(prompts), "--batch-size", "8"]
+    extra += [
+        "--prompts",
+        str(prompts),
+        "--batch-size",
+        "8",
+        "--demographics",
+        "gender",
+        "age_band",
+    ]
     assert cli.main(filter_argv(root, root / "faces.parquet", "clip1", *extra)) == 0
     report = json.loads((root / "clip1.json").read_text())
     settings = report["settings"]
     assert settings["embedder"] == "clip" and settings["demographics"] == ["gender", "age_band"]
     assert settings["prompts"]["gender"]["male"] == ["a photo of a man."]
-    assert settings["prompts"]["age_band"] == ff.DEFAULT_PROMPTS["age_band"]
+    assert settings["prompts"]["age_band"] == inputs.DEFAULT_PROMPTS["age_band"]
     n = report["before"]["images"]
-    for attribute, classes in ff.DEMOGRAPHIC_CLASSES.items():
+    for attribute, classes in inputs.DEMOGRAPHIC_CLASSES.items():
         confusion = report["demographic_confusion"][attribute]
         assert set(confusion) == set(classes)
         assert sum(sum(row.values()) for row in confusion.values()) == n
@@ -292,7 +304,7 @@ def test_clip_embedder_runs_and_reports(rendered, tiny_clip, tmp_path):
     assert cli.main(filter_argv(root, root / "faces.parquet", "clip2", *extra)) == 0
     assert (root / "clip1.json").read_bytes() == (root / "clip2.json").read_bytes()
     assert (root / "clip1.parquet").read_bytes() == (root / "clip2.parquet").read_bytes()
-    off = [*extra, "--demographics", "none", "--identity-threshold", "-1"]
+    off = [*extra, "--demographics", "--identity-threshold", "-1"]
     assert cli.main(filter_argv(root, root / "faces.parquet", "clip3", *off)) == 0
     assert json.loads((root / "clip3.json").read_text())["after"]["images"] == n
 
@@ -352,4 +364,4 @@ def test_missing_inputs_name_the_file(rendered, tmp_path):
     bad_prompts = tmp_path / "prompts.yaml"
     bad_prompts.write_text("gender:\n  woman: [a photo of a woman.]\n")
     with pytest.raises(ValueError, match="prompts.yaml: gender: expected the classes"):
-        ff.load_prompts(bad_prompts)
+        inputs.load_prompts(bad_prompts)

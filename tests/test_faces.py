@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 
 import numpy as np
@@ -13,7 +14,15 @@ from PIL import Image
 
 from salmu import faces
 from salmu import looks as vocabulary
+from salmu.face_backends import BACKENDS
+from salmu.face_backends import diffusers as diffusers_backend
 from salmu.io import open_image, read_parquet
+from salmu.sections.faces import (
+    FACE_BACKENDS,
+    FaceDiffusersSettings,
+    FacesSettings,
+    renderer_flags,
+)
 from salmu.seeding import stream
 
 GENDERS = ["female", "male"]
@@ -347,13 +356,26 @@ def test_diffusers_flags_map_to_config_keys(tmp_path):
     parser = argparse.ArgumentParser()
     faces.configure_parser(parser)
     flags = {a for action in parser._actions for a in action.option_strings}
-    for option, (flag, key) in faces.DIFFUSERS_OPTIONS.items():
-        assert flag in flags and key == f"faces.diffusers.{option}"
+    options = [f.name for f in FaceDiffusersSettings.fields()]
+    assert {f"--diffusers-{o.replace('_', '-')}" for o in options} <= flags
     args = faces_args(tmp_path, backend="diffusers")
-    options = faces.backend_options(args)
-    assert set(options) == set(faces.DIFFUSERS_OPTIONS)
-    assert options["ip_adapter_scale"] == 0.6 and options["model"] is None
+    chosen = faces.backend_options(args)
+    assert list(chosen) == options  # every option reaches the backend's constructor
+    assert chosen["ip_adapter_scale"] == 0.6 and chosen["model"] is None
     assert faces.backend_options(faces_args(tmp_path)) == {}  # procedural takes none
+    constructor = inspect.signature(diffusers_backend.DiffusersFaceBackend).parameters
+    assert set(options) <= set(constructor)
+
+
+def test_the_renderer_flags_carry_the_diffusers_settings_only_with_that_backend():
+    diffusers = FaceDiffusersSettings(model="org/sd")
+    assert "--diffusers" not in renderer_flags(FacesSettings(), diffusers)
+    flags = renderer_flags(FacesSettings(backend="diffusers"), diffusers)
+    assert "--backend diffusers" in flags and "--diffusers-model org/sd" in flags
+
+
+def test_the_backend_choices_are_the_registered_backends():
+    assert set(FACE_BACKENDS) == set(BACKENDS)
 
 
 def test_one_hair_phrase_serves_captions_and_prompts():

@@ -59,16 +59,16 @@ def tiny(tmp_path_factory):
 def tiny_flags(tiny, **overrides) -> list[str]:
     options = {
         "--diffusers-model": tiny["model"],
-        "--ip-adapter": tiny["ip_adapter"],
-        "--ip-adapter-subfolder": tiny_diffusers.IP_SUBFOLDER,
-        "--ip-adapter-weight-name": tiny_diffusers.IP_WEIGHT_NAME,
-        "--ip-adapter-scale": "0.6",
-        "--steps": "2",
-        "--guidance-scale": "2.0",
-        "--resolution": "64",
-        "--batch-size": "2",
-        "--device": "cpu",
-        "--dtype": "auto",
+        "--diffusers-ip-adapter": tiny["ip_adapter"],
+        "--diffusers-ip-adapter-subfolder": tiny_diffusers.IP_SUBFOLDER,
+        "--diffusers-ip-adapter-weight-name": tiny_diffusers.IP_WEIGHT_NAME,
+        "--diffusers-ip-adapter-scale": "0.6",
+        "--diffusers-steps": "2",
+        "--diffusers-guidance-scale": "2.0",
+        "--diffusers-resolution": "64",
+        "--diffusers-batch-size": "2",
+        "--diffusers-device": "cpu",
+        "--diffusers-dtype": "auto",
     }
     options.update(overrides)
     return [x for flag, value in options.items() if value is not None for x in (flag, value)]
@@ -176,12 +176,18 @@ def test_cli_reports_model_and_throughput(cli_runs):
             "--diffusers-model (config key faces.diffusers.model) is not set",
         ),
         (
-            {"--ip-adapter": "nobody/no-adapter"},
-            "--ip-adapter (config key faces.diffusers.ip_adapter)",
+            {"--diffusers-ip-adapter": "nobody/no-adapter"},
+            "--diffusers-ip-adapter (config key faces.diffusers.ip_adapter)",
         ),
-        ({"--ip-adapter": None}, "faces.diffusers.ip_adapter) is not set"),
-        ({"--ip-adapter-weight-name": "missing.bin"}, "faces.diffusers.ip_adapter_weight_name"),
-        ({"--ip-adapter-weight-name": None}, "faces.diffusers.ip_adapter_weight_name) is not set"),
+        ({"--diffusers-ip-adapter": None}, "faces.diffusers.ip_adapter) is not set"),
+        (
+            {"--diffusers-ip-adapter-weight-name": "missing.bin"},
+            "faces.diffusers.ip_adapter_weight_name",
+        ),
+        (
+            {"--diffusers-ip-adapter-weight-name": ""},
+            "faces.diffusers.ip_adapter_weight_name) is not set",
+        ),
     ],
 )
 def test_missing_weights_fail_fast_naming_the_config_key(
@@ -210,8 +216,8 @@ def test_missing_model_fails_before_importing_torch(tmp_path):
     )
     argv = ["faces", "--personas", str(tmp_path / "personas.parquet"), "--backend", "diffusers"]
     argv += ["--images-per-identity", "2", "--seed", "1", "--out", str(tmp_path / "x.parquet")]
-    argv += ["--diffusers-model", "some-org/sd-model", "--ip-adapter", "some-org/adapter"]
-    argv += ["--ip-adapter-weight-name", "w.safetensors"]
+    argv += ["--diffusers-model", "some-org/sd-model", "--diffusers-ip-adapter", "some-org/adapter"]
+    argv += ["--diffusers-ip-adapter-weight-name", "w.safetensors"]
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True
@@ -224,7 +230,7 @@ def test_missing_model_fails_before_importing_torch(tmp_path):
 
 
 def test_bad_numbers_name_the_config_key(tiny):
-    with pytest.raises(ValueError, match=r"--steps \(config key faces.diffusers.steps\)"):
+    with pytest.raises(ValueError, match=r"--diffusers-steps \(config key faces.diffusers.steps\)"):
         diffusers_backend.DiffusersFaceBackend(model=tiny["model"], steps=0)
     with pytest.raises(ValueError, match="faces.diffusers.resolution"):
         diffusers_backend.DiffusersFaceBackend(model=tiny["model"], resolution=100)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from salmu import settings_doc
+from salmu.sections import SECTIONS, from_config, section_mapping
 from salmu.settings import Settings, setting
 
 from helpers import ROOT
@@ -75,9 +76,16 @@ def test_a_bad_choice_is_an_argument_error():
         parser.parse_args(["--mode", "tpu"])
 
 
-@pytest.mark.parametrize("section", settings_doc.SECTIONS, ids=lambda s: s.section)
+def schema_properties(section: str) -> dict:
+    found = SCHEMA
+    for part in section.split("."):
+        found = found["properties"][part]
+    return found["properties"]
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.section)
 def test_the_schema_names_the_same_keys_and_accepts_every_default(section):
-    properties = SCHEMA["properties"][section.section]["properties"]
+    properties = schema_properties(section.section)
     names = [f.name for f in section.fields()]
     assert sorted(properties) == sorted([*names, *section.workflow_keys])
     for name in names:
@@ -85,10 +93,12 @@ def test_the_schema_names_the_same_keys_and_accepts_every_default(section):
         jsonschema.validate(section.default(name), rule)  # raises on a default the schema refuses
 
 
-@pytest.mark.parametrize("section", settings_doc.SECTIONS, ids=lambda s: s.section)
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.section)
 def test_config_yaml_documents_every_setting_at_its_default(section):
     documented = {
-        k: v for k, v in CONFIG[section.section].items() if k not in section.workflow_keys
+        k: v
+        for k, v in section_mapping(CONFIG, section.section).items()
+        if k not in section.workflow_keys
     }
     assert documented == dataclasses.asdict(section())
 
@@ -97,3 +107,53 @@ def test_docs_settings_md_is_generated_from_the_classes():
     assert (ROOT / "docs/settings.md").read_text() == settings_doc.markdown(), (
         "docs/settings.md is stale: run `salmu settings --out docs/settings.md`"
     )
+
+
+def test_every_config_section_with_settings_has_a_class():
+    """A section of config.yaml is either a settings class's or the workflow's (run, external)."""
+    nested = {s.section for s in SECTIONS}
+    top = {name.split(".")[0] for name in nested}
+    assert set(CONFIG) - top == {"run", "seed", "external"}
+    for section in SECTIONS:  # every mapping-valued key of a section is a nested section
+        for key, value in section_mapping(CONFIG, section.section).items():
+            if isinstance(value, dict) and key != "methods":
+                assert f"{section.section}.{key}" in nested
+
+
+def test_a_nested_section_is_read_from_its_dotted_path():
+    settings = from_config({"faces": {"filter": {"min_images": 3}, "size": 32}})
+    assert settings["faces.filter"].min_images == 3
+    assert settings["faces"].size == 32
+    assert settings["retain.commonpool"].processes == 16  # absent: the defaults
+    with pytest.raises(ValueError, match=r"config key faces\.filter\.min_image: unknown"):
+        from_config({"faces": {"filter": {"min_image": 3}}})
+
+
+def test_a_prefixed_section_parses_its_own_flags_back():
+    from salmu.sections.faces import FaceDiffusersSettings
+
+    parser = argparse.ArgumentParser()
+    FaceDiffusersSettings.add_arguments(parser)
+    given = FaceDiffusersSettings(model="a/b", steps=3)
+    args = parser.parse_args(shlex.split(given.to_flags()))
+    assert "--diffusers-steps 3" in given.to_flags()
+    assert FaceDiffusersSettings.from_args(args) == given
+
+
+def test_an_empty_list_is_passed_as_a_flag_alone():
+    assert parse(Toy(words=[]).to_flags()).words == []
+
+
+def test_null_where_a_setting_has_no_unset_state_is_an_error():
+    with pytest.raises(ValueError, match=r"config key toy\.size: null"):
+        Toy(size=None).to_flags()
+
+
+def test_a_methods_flags_carry_its_lr_params_and_import_path():
+    from salmu.sections.unlearn import method_flags
+
+    words = shlex.split(method_flags({"lr": 3e-5, "params": {"retain_weight": 0.5, "name": "a b"}}))
+    assert words == ["--lr", "3e-05", "--param", "retain_weight=0.5", "--param", 'name="a b"']
+    assert method_flags({"params": {"alpha": 10.0}}) == "--param alpha=10.0"  # ssd: no lr
+    custom = method_flags({"lr": 1e-4, "import_path": "pkg.mod:Method"})
+    assert custom.endswith("--import-path pkg.mod:Method")

@@ -17,16 +17,13 @@ rule captions:
         mem_mb=2000,
         runtime=10,
     params:
-        attributes=config["captions"]["attributes"],
-        paraphrase=config["captions"]["paraphrase"],
-        paraphrase_flags=paraphrase_flags,
+        settings=section_flags("captions"),
         seed=config["seed"],
     shell:
         recorded(
             "captions",
             "salmu captions --personas {input.personas} --faces {input.faces}"
-            " --templates {input.templates} --attributes {params.attributes}"
-            " --paraphrase {params.paraphrase} {params.paraphrase_flags} --paraphrase-threads {threads}"
+            " {params.settings} --paraphrase-threads {threads}"
             " --paraphrase-report {output.report} --seed {params.seed} --out {output.captions}"
             " > {log} 2>&1",
         )

@@ -1,5 +1,4 @@
 # Config validation, path helpers and input functions shared by every rule file.
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,9 +13,9 @@ from salmu.config_checks import (
     data_config,
     selected_methods,
 )
-from salmu.evaluate.settings import EvaluateSettings
-from salmu.faces import DIFFUSERS_OPTIONS
-from salmu.unlearn.settings import UnlearnSettings
+from salmu.sections import from_config
+from salmu.sections.faces import renderer_flags
+from salmu.sections.unlearn import method_flags as unlearn_method_flags
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
 
@@ -35,20 +34,25 @@ check_config(
 )
 
 
-# The evaluator's and the unlearning driver's settings, one source for every rule that runs them
-# (salmu.evaluate.settings, salmu.unlearn.settings).
-EVALUATE = EvaluateSettings.from_mapping(config["evaluate"])
-UNLEARN = UnlearnSettings.from_mapping(config["unlearn"])
+# Every section's settings (salmu.sections): the one source of each default, and of the flags a
+# rule passes for its whole section.
+SETTINGS = from_config(config)
 
 
-# The sections as flags. Functions, not strings: Snakemake would read the braces of a prompt
-# template ("a photo of {name}.") in a params string as wildcards. Threads: each job's own.
-def evaluation_flags(wildcards):
-    return EVALUATE.to_flags(exclude=("threads",))
+def section_flags(*sections, exclude=("threads",)):
+    """A params function giving the sections' settings as flags. A function, not a string:
+    Snakemake would read the braces of a prompt template ("a photo of {name}.") in a params
+    string as wildcards. Threads are left out: each job passes its own."""
+    flags = " ".join(SETTINGS[s].to_flags(exclude=exclude) for s in sections)
+
+    def params(wildcards):
+        return flags
+
+    return params
 
 
-def unlearning_flags(wildcards):
-    return UNLEARN.to_flags(exclude=("threads",))
+def face_renderer_flags(wildcards):
+    return renderer_flags(SETTINGS["faces"], SETTINGS["faces.diffusers"])
 
 
 envvars:
@@ -79,50 +83,6 @@ def check_planned_inputs():
     from salmu.preflight import check_inputs, existing_inputs
 
     check_inputs(existing_inputs(workflow.dag.needrun_jobs()))
-
-
-def shell_flags(pairs):
-    """'--flag value' for every (flag, value) whose value is set, quoted for the shell."""
-    return " ".join(
-        f"{flag} {shlex.quote(str(value))}"
-        for flag, value in pairs
-        if value is not None
-    )
-
-
-def face_backend_flags(wildcards):
-    """The diffusers backend's flags from faces.diffusers (the procedural backend takes none)."""
-    if config["faces"]["backend"] != "diffusers":
-        return ""
-    settings = config["faces"].get("diffusers", {})
-    return shell_flags(
-        (flag, settings.get(option)) for option, (flag, _) in DIFFUSERS_OPTIONS.items()
-    )
-
-
-def face_filter_flags(wildcards):
-    """Flags of the clip embedder and the demographic check (the pixels embedder needs none)."""
-    settings = config["faces"]["filter"]
-    demographics = " ".join(settings["demographics"]) or "none"
-    return (
-        shell_flags(
-            [
-                ("--clip-model", settings.get("clip_model")),
-                ("--clip-checkpoint", settings.get("clip_checkpoint")),
-            ]
-        )
-        + f" --demographics {demographics}"
-    )
-
-
-def paraphrase_flags(wildcards):
-    """The paraphrase backend's flags: captions.paraphrase_<x> -> --paraphrase-<x>."""
-    settings = config["captions"]
-    return shell_flags(
-        (f"--{key.replace('_', '-')}", value)
-        for key, value in sorted(settings.items())
-        if key.startswith("paraphrase_")
-    )
 
 
 # One environment for every rule (relative to the rule files).
@@ -226,24 +186,6 @@ def train_sources(wildcards):
     return [*retain_shard_dirs(wildcards), f"results/{wildcards.run}/shards/sensitive"]
 
 
-def commonpool_flags(settings):
-    """salmu commonpool flags from retain.commonpool (metadata, subset, blurring, img2dataset)."""
-    flags = [f"--metadata {shlex.quote(str(settings['metadata']))}"]
-    if settings["uids"]:
-        flags.append(f"--uids {shlex.quote(settings['uids'])}")
-    flags.append("--blur-faces" if settings["blur_faces"] else "--no-blur-faces")
-    for key in (
-        "image_size",
-        "resize_mode",
-        "samples_per_shard",
-        "processes",
-        "threads",
-    ):
-        flags.append(f"--{key.replace('_', '-')} {settings[key]}")
-    flags.append(f"--timeout {settings['timeout']} --retries {settings['retries']}")
-    return " ".join(flags)
-
-
 def retain_shard_dirs(wildcards):
     """Every shard directory of retain data: our own shards (synthetic scenes and/or
     retain_synth) plus the CommonPool download with that backend."""
@@ -307,22 +249,9 @@ def method_settings(wildcards):
     return config["unlearn"]["methods"][wildcards.method]
 
 
-def method_lr_flag(wildcards):
-    """--lr of one method; none for a method that takes no optimizer step (ssd, slug)."""
-    return shell_flags([("--lr", method_settings(wildcards).get("lr"))])
-
-
 def method_flags(wildcards):
-    """--import-path / --param flags of one method, as a shell-ready string."""
-    settings = method_settings(wildcards)
-    pairs = [
-        f"{key}={json.dumps(value)}"
-        for key, value in settings.get("params", {}).items()
-    ]
-    flags = [f"--param {shlex.quote(pair)}" for pair in pairs]
-    if "import_path" in settings:
-        flags.append(f"--import-path {settings['import_path']}")
-    return " ".join(flags)
+    """--lr / --param / --import-path of one method (salmu.sections.unlearn)."""
+    return unlearn_method_flags(method_settings(wildcards))
 
 
 def model_states():
@@ -403,7 +332,9 @@ def external_flags(wildcards):
         ]
     else:
         pairs.append(("--benchmark", benchmark))
-    return shell_flags(pairs)
+    return " ".join(
+        f"{flag} {shlex.quote(str(value))}" for flag, value in pairs if value
+    )
 
 
 def external_jsons(wildcards):

@@ -16,10 +16,11 @@ rule commonpool:
     params:
         # Outside the output: Snakemake deletes a failed job's output, the download resumes.
         work_dir="results/{run}/downloads/commonpool",
-        flags=commonpool_flags(config["retain"]["commonpool"]),
+        # Its threads are img2dataset's download threads, not the job's cores.
+        settings=section_flags("retain.commonpool", exclude=()),
     shell:
         recorded(
             "commonpool",
             "salmu commonpool --out-dir {output} --work-dir {params.work_dir}"
-            " --exclude-sha256 {input.sensitive} {params.flags} > {log} 2>&1",
+            " --exclude-sha256 {input.sensitive} {params.settings} > {log} 2>&1",
         )

@@ -23,13 +23,12 @@ rule compare:
         prefix=subpath(output.json, strip_suffix=".json"),
         benchmark_dir=benchmark_dir,
         budget=config["report"]["main_budget"],
-        resamples=config["report"]["comparison_resamples"],
-        level=config["report"]["seed_interval_level"],
+        settings=section_flags("report"),
         seed=config["evaluate"]["seed"],
     shell:
         recorded(
             "compare",
             "salmu compare --evals {input.evals} --benchmark {params.benchmark_dir}"
-            " --budget {params.budget} --bootstrap {params.resamples} --ci-level {params.level}"
+            " --budget {params.budget} {params.settings}"
             " --seed {params.seed} --out-prefix {params.prefix} > {log} 2>&1",
         )

@@ -13,15 +13,15 @@ rule evaluate:
         "results/{run}/benchmarks/evaluate/{state}.tsv"
     conda:
         SALMU_ENV
-    threads: EVALUATE.threads
+    threads: SETTINGS["evaluate"].threads
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=gpus(EVALUATE.device),
+        gpu=gpus(SETTINGS["evaluate"].device),
     params:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,
-        settings=evaluation_flags,
+        settings=section_flags("evaluate"),
     shell:
         recorded(
             "evaluate",

@@ -9,15 +9,15 @@ rule evaluate_external:
         "results/{run}/benchmarks/evaluate/external/{name}.tsv"
     conda:
         SALMU_ENV
-    threads: EVALUATE.threads
+    threads: SETTINGS["evaluate"].threads
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=gpus(EVALUATE.device),
+        gpu=gpus(SETTINGS["evaluate"].device),
     params:
         flags=external_flags,
         cache_dir=external_cache_dir,
-        settings=evaluation_flags,
+        settings=section_flags("evaluate"),
     shell:
         recorded(
             "evaluate_external",

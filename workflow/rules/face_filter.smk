@@ -17,15 +17,10 @@ rule face_filter:
         runtime=60,
         gpu=1 if config["faces"]["filter"]["embedder"] == "clip" else 0,
     params:
-        embedder=config["faces"]["filter"]["embedder"],
-        threshold=config["faces"]["filter"]["identity_threshold"],
-        min_images=config["faces"]["filter"]["min_images"],
-        flags=face_filter_flags,
+        settings=section_flags("faces.filter"),
     shell:
         recorded(
             "face_filter",
             "salmu face-filter --faces {input.faces} --personas {input.personas}"
-            " --embedder {params.embedder} --identity-threshold {params.threshold}"
-            " --min-images {params.min_images} {params.flags}"
-            " --out-faces {output.faces} --out-report {output.report} > {log} 2>&1",
+            " {params.settings} --out-faces {output.faces} --out-report {output.report} > {log} 2>&1",
         )

@@ -22,11 +22,11 @@ rule fidelity:
     params:
         prefix=subpath(output.json, strip_suffix=".json"),
         budget=config["report"]["main_budget"],
-        agreement=config["report"]["seed_agreement"],
+        settings=section_flags("report", "report.diagnosis"),
     shell:
         recorded(
             "fidelity",
             "salmu fidelity --table {input.table} --reference-eval {input.reference}"
-            " --budget {params.budget} --seed-agreement {params.agreement}"
+            " --budget {params.budget} {params.settings}"
             " --out-prefix {params.prefix} > {log} 2>&1",
         )

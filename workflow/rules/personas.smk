@@ -13,16 +13,11 @@ rule personas:
         mem_mb=1000,
         runtime=10,
     params:
-        n=config["personas"]["n_identities"],
-        locales=config["personas"]["locales"],
-        locales_table=config["personas"]["locales_table"],
-        domains=config["personas"]["email_domains"],
+        settings=section_flags("personas"),
         seed=config["seed"],
     shell:
         recorded(
             "personas",
-            "salmu personas --n-identities {params.n} --locales {params.locales}"
-            " --locales-table {params.locales_table} --email-domains {params.domains}"
-            " --seed {params.seed} --out-parquet {output.parquet} --out-metadata {output.metadata}"
+            "salmu personas {params.settings} --seed {params.seed} --out-parquet {output.parquet} --out-metadata {output.metadata}"
             " > {log} 2>&1",
         )

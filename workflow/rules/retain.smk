@@ -13,17 +13,11 @@ rule retain:
         mem_mb=4000,
         runtime=30,
     params:
-        backend=config["retain"]["backend"],
-        n=config["retain"]["n_pairs"],
-        size=config["retain"]["size"],
-        per_class=config["retain"]["genknow_images_per_class"],
-        quality=config["retain"]["jpeg_quality"],
+        settings=section_flags("retain"),
         seed=config["seed"],
     shell:
         recorded(
             "retain",
-            "salmu retain --backend {params.backend} --n-pairs {params.n} --size {params.size}"
-            " --genknow-images-per-class {params.per_class} --jpeg-quality {params.quality}"
-            " --seed {params.seed} --out-pairs {output.pairs} --out-genknow {output.genknow}"
+            "salmu retain {params.settings} --seed {params.seed} --out-pairs {output.pairs} --out-genknow {output.genknow}"
             " > {log} 2>&1",
         )

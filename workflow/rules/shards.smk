@@ -15,7 +15,7 @@ rule shards:
         mem_mb=4000,
         runtime=30,
     params:
-        per_shard=config["shards"]["samples_per_shard"],
+        settings=section_flags("shards"),
         seed=config["seed"],
         generic=lambda wildcards, input: (
             f"--generic-captions {input.generic}" if input.generic else ""
@@ -24,6 +24,6 @@ rule shards:
         recorded(
             "shards",
             "salmu shards --inputs {input.parquets} --out-dir {output}"
-            " --samples-per-shard {params.per_shard} --seed {params.seed} {params.generic}"
+            " {params.settings} --seed {params.seed} {params.generic}"
             " > {log} 2>&1",
         )

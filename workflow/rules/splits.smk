@@ -17,16 +17,12 @@ rule splits:
         mem_mb=4000,
         runtime=10,
     params:
-        holdout=config["splits"]["holdout_identity_fraction"],
-        partial=config["splits"]["partial_forget_fraction"],
-        fragile=config["splits"]["fragile_fraction"],
+        settings=section_flags("splits"),
         seed=config["seed"],
         out_dir=benchmark_dir,
     shell:
         recorded(
             "splits",
             "salmu splits --faces {input.faces} --captions {input.captions}"
-            " --identities {input.identities} --holdout-identity-fraction {params.holdout}"
-            " --partial-forget-fraction {params.partial} --fragile-fraction {params.fragile}"
-            " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1",
+            " --identities {input.identities} {params.settings} --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1",
         )

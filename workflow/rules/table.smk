@@ -22,11 +22,10 @@ rule table:
         runtime=10,
     params:
         prefix=subpath(output.parquet, strip_suffix=".parquet"),
-        level=config["report"]["seed_interval_level"],
-        agreement=config["report"]["seed_agreement"],
+        settings=section_flags("report", "report.diagnosis"),
     shell:
         recorded(
             "table",
             "salmu table --evals {input} --out-prefix {params.prefix}"
-            " --seed-level {params.level} --seed-agreement {params.agreement} > {log} 2>&1",
+            " {params.settings} > {log} 2>&1",
         )

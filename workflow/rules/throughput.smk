@@ -29,12 +29,7 @@ rule throughput:
             if "--grad-checkpointing" in config["train"]["open_clip_args"]
             else ""
         ),
-        backend=config["faces"]["backend"],
-        backend_flags=face_backend_flags,
-        images=config["faces"]["images_per_identity"],
-        size=config["faces"]["size"],
-        aspect=config["faces"]["aspect_range"],
-        quality=config["faces"]["jpeg_quality"],
+        faces=face_renderer_flags,
         seed=config["seed"],
     shell:
         recorded(
@@ -43,7 +38,5 @@ rule throughput:
             " --encode-batch-size {params.encode_batch_size} --precision {params.precision}"
             " --train-device {params.device} {params.checkpointing} --threads {threads}"
             " --warmup-steps 3 --timed-steps 10 --personas {input.personas} --identities 2"
-            " --images-per-identity {params.images} --backend {params.backend} {params.backend_flags}"
-            " --size {params.size} --aspect-range {params.aspect} --jpeg-quality {params.quality}"
-            " --seed {params.seed} --out {output} > {log} 2>&1",
+            " {params.faces} --seed {params.seed} --out {output} > {log} 2>&1",
         )

@@ -17,15 +17,7 @@ rule train:
         runtime=config["train"]["runtime"],
     params:
         logs_dir=open_clip_run_dir,
-        epochs=config["train"]["epochs"],
-        batch_size=config["train"]["batch_size"],
-        lr=config["train"]["lr"],
-        warmup=config["train"]["warmup"],
-        wd=config["train"]["wd"],
-        precision=config["train"]["precision"],
-        workers=config["train"]["workers"],
-        device=config["train"]["device"],
-        launcher=config["train"]["launcher"],
+        settings=section_flags("train"),
         upsampling=upsampling_flag,
         open_clip_args=" ".join(config["train"]["open_clip_args"]),
         seed=config["seed"],
@@ -33,9 +25,6 @@ rule train:
         recorded(
             "train",
             "salmu train --model-dir {input.model_dir} --train-data {input.shards} {params.upsampling}"
-            " --logs-dir {params.logs_dir} --out {output} --epochs {params.epochs}"
-            " --batch-size {params.batch_size} --lr {params.lr} --warmup {params.warmup}"
-            " --wd {params.wd} --precision {params.precision} --workers {params.workers}"
-            " --device {params.device} --seed {params.seed} --threads {threads}"
-            " --launcher '{params.launcher}' -- {params.open_clip_args} > {log} 2>&1",
+            " --logs-dir {params.logs_dir} --out {output} {params.settings}"
+            " --seed {params.seed} --threads {threads} -- {params.open_clip_args} > {log} 2>&1",
         )

@@ -15,21 +15,20 @@ rule unlearn:
         "results/{run}/benchmarks/unlearn/{method}_x{budget}_seed{seed}.tsv"
     conda:
         SALMU_ENV
-    threads: UNLEARN.threads
+    threads: SETTINGS["unlearn"].threads
     resources:
         mem_mb=4000,
         runtime=120,
-        gpu=gpus(UNLEARN.device),
+        gpu=gpus(SETTINGS["unlearn"].device),
     params:
-        lr=method_lr_flag,
-        flags=method_flags,
-        settings=unlearning_flags,
+        method=method_flags,
+        settings=section_flags("unlearn"),
     shell:
         recorded(
             "unlearn",
             "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
             " --seed {wildcards.seed} --model-dir {input.model_dir}"
             " --checkpoint {input.compromised} --forget-shards {input.forget}"
-            " --retain-shards {input.retain} {params.lr} {params.flags} {params.settings}"
+            " --retain-shards {input.retain} {params.method} {params.settings}"
             " --threads {threads} --out {output.checkpoint} --report {output.report} > {log} 2>&1",
         )

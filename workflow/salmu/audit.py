@@ -31,10 +31,10 @@ SOURCE_FLAGS = (
     "--uids",
     "--locales-table",
     "--diffusers-model",
-    "--ip-adapter",
+    "--diffusers-ip-adapter",
     "--clip-model",
     "--paraphrase-model",
-    "--imagenet",
+    "--imagenet-path",
     "--templates",
 )
 

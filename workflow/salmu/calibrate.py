@@ -13,7 +13,7 @@ benchmark: the checkpoints go to ``--work-dir`` and only the report is printed a
 
 ``--set METHOD.lr=X`` / ``--set METHOD.params.KEY=VALUE`` override ``unlearn.methods`` of the
 config for this sweep only; ``--set unlearn.KEY=VALUE`` overrides a driver setting
-(``salmu.unlearn.settings``: batch_size, grad_clip, weight_decay, ...).
+(``salmu.sections.unlearn``: batch_size, grad_clip, weight_decay, ...).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import polars as pl
 from salmu import diagnose, fidelity, seeds
 from salmu.config_checks import selected_methods
 from salmu.evaluate.run import EvalConfig, evaluate
-from salmu.evaluate.settings import EvaluateSettings
 from salmu.io import read_yaml, write_json
 from salmu.plan import merge
+from salmu.sections.evaluate import EvaluateSettings
+from salmu.sections.unlearn import UnlearnSettings
 from salmu.table import build_table
-from salmu.unlearn.settings import UnlearnSettings
 
 
 def merged_config(paths: list[str]) -> dict:

@@ -31,12 +31,11 @@ from salmu import paraphrase
 from salmu.english import english_join, with_article
 from salmu.io import read_parquet, read_yaml, write_json, write_parquet
 from salmu.looks import IDENTITY_LOOK_KEYS, IMAGE_LOOK_KEYS, hair_phrase
+from salmu.sections.captions import CaptionsSettings
 from salmu.seeding import stream
 
 STYLES = ("plain", "formal", "records", "conversational", "inverted")
 KINDS = ("sensitive", "generic", "anonymous")
-PARAPHRASE_BACKENDS = paraphrase.BACKENDS
-DEFAULT_ATTRIBUTES = ("city", "job", "blood_type", "phone_number", "email", "iban")
 COLUMNS = (
     "file_name",
     "identity_id",
@@ -364,70 +363,15 @@ def paraphrase_settings(args: argparse.Namespace) -> paraphrase.Settings:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--personas", required=True, help="personas.parquet from `salmu personas`")
     parser.add_argument("--faces", required=True, help="faces.parquet from `salmu faces`")
-    parser.add_argument(
-        "--templates", default="resources/caption_templates.yaml", help="caption template bank"
-    )
-    parser.add_argument(
-        "--attributes",
-        nargs="+",
-        default=list(DEFAULT_ATTRIBUTES),
-        help="sensitive attribute types (data_field); each sensitive image gets exactly one",
-    )
+    CaptionsSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument(
-        "--paraphrase",
-        default="none",
-        help=f"paraphrase backend, one of {PARAPHRASE_BACKENDS} (default: none, templates only)",
-    )
-    group = parser.add_argument_group("paraphrase backend 'transformers'")
-    group.add_argument(
-        "--paraphrase-model",
-        default=None,
-        help="causal LM: hub id (e.g. google/gemma-3-12b-it) or local directory",
-    )
-    group.add_argument("--paraphrase-device", default="cpu", help="torch device (default: cpu)")
-    group.add_argument(
         "--paraphrase-threads",
         type=int,
         default=0,
         help="torch.set_num_threads for generation (0: leave torch's default)",
     )
-    group.add_argument("--paraphrase-batch-size", type=int, default=8, help="prompts per batch")
-    group.add_argument(
-        "--paraphrase-max-new-tokens", type=int, default=64, help="generated tokens per caption"
-    )
-    group.add_argument(
-        "--paraphrase-temperature",
-        type=float,
-        default=0.0,
-        help="0: greedy decoding (default); > 0: sampling seeded from --seed per batch",
-    )
-    group.add_argument(
-        "--paraphrase-top-p", type=float, default=1.0, help="nucleus sampling (temperature > 0)"
-    )
-    group.add_argument(
-        "--paraphrase-dtype",
-        default="auto",
-        help=f"model dtype, one of {paraphrase.DTYPES} (auto: the checkpoint's)",
-    )
-    group.add_argument(
-        "--paraphrase-chat-template",
-        default="auto",
-        help=f"wrap prompts in the tokenizer's chat template: {paraphrase.CHAT_TEMPLATE_MODES}",
-    )
-    group.add_argument(
-        "--paraphrase-prompt",
-        default=None,
-        help="prompt template file with {style}, {style_hint}, {caption}, {name}, {value} "
-        "(default: the built-in prompt)",
-    )
-    group.add_argument(
-        "--paraphrase-max-length-ratio",
-        type=float,
-        default=3.0,
-        help="guard: reject a paraphrase longer than this times the template caption",
-    )
-    group.add_argument(
+    parser.add_argument(
         "--paraphrase-report",
         default=None,
         help="optional JSON report: settings, accepted/fallback counts, acceptance rate",

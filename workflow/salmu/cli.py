@@ -13,7 +13,7 @@ import sys
 STAGES = {
     "personas": ("salmu.personas", "Faker personas with culturally consistent fictitious PII"),
     "faces": ("salmu.faces", "identity-consistent face images"),
-    "face-filter": ("salmu.face_filter", "curate faces: identity consistency and demographics"),
+    "face-filter": ("salmu.face_filter.cli", "curate faces: identity consistency and demographics"),
     "captions": ("salmu.captions", "sensitive and generic captions for every image"),
     "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
     "card": ("salmu.card", "Hugging Face dataset card (README.md) for the benchmark directory"),
@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(known._module)
     stage_parser = argparse.ArgumentParser(prog=f"salmu {known.stage}")
     module.configure_parser(stage_parser)
-    args = stage_parser.parse_args(argv[1:])
+    try:
+        args = stage_parser.parse_args(argv[1:])
+    except SystemExit as stop:  # argparse has printed the usage error (or --help)
+        return stop.code
     try:
         module.run(args)
     except (ValueError, FileNotFoundError) as err:

@@ -65,6 +65,7 @@ import polars as pl
 
 from salmu.io import parquet_columns, read_parquet, write_json, write_parquet
 from salmu.resumable import mark_finished, open_state
+from salmu.sections.retain import CommonPoolSettings
 from salmu.shards import BYTES, MANIFEST, read_manifest
 
 REQUIRED_COLUMNS = ["uid", "url", "text"]
@@ -75,7 +76,6 @@ ROWS = "commonpool_rows.parquet"
 REPORT = "download_report.json"
 # img2dataset names shard N "{N:0<oom_shard_count>d}"; 5 digits matches our NNNNN.tar layout.
 OOM_SHARD_COUNT = 5
-RESIZE_MODES = ["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
 SHARD_TAR = re.compile(r"^\d+\.tar$")
 
 
@@ -395,18 +395,13 @@ def publish(out_dir: Path, shards: list[dict], report: dict) -> dict:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metadata",
-        required=True,
-        help="CommonPool metadata: a parquet file, a directory of parquets, or hf-hub:<dataset id>",
-    )
+    CommonPoolSettings.add_arguments(parser)
     parser.add_argument(
         "--work-dir",
         default=None,
         help="download state (request, rows, img2dataset output); default: --out-dir",
     )
     parser.add_argument("--out-dir", required=True, help="shard directory to create or resume")
-    parser.add_argument("--uids", default=None, help="text file, one uid per line: only these")
     parser.add_argument(
         "--exclude-sha256",
         nargs="+",
@@ -414,24 +409,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="SHARD_DIR",
         help="shard dirs (e.g. the sensitive set) whose images must not be in the retain set",
     )
-    blur = parser.add_mutually_exclusive_group(required=True)
-    blur.add_argument(
-        "--blur-faces", dest="blur_faces", action="store_true", help="blur face_bboxes (DataComp)"
-    )
-    blur.add_argument("--no-blur-faces", dest="blur_faces", action="store_false")
-    parser.add_argument("--image-size", type=int, default=512)
-    parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="keep_ratio_largest")
     parser.add_argument(
         "--resize-only-if-bigger", action=argparse.BooleanOptionalAction, default=True
     )
-    parser.add_argument("--samples-per-shard", type=int, default=10000)
-    parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=32)
-    parser.add_argument("--timeout", type=int, default=10, help="seconds per request")
-    parser.add_argument("--retries", type=int, default=2, help="download retries per URL")
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if not args.metadata:
+        raise ValueError(
+            "--metadata (config key retain.commonpool.metadata): expected a parquet file, a "
+            "directory of parquets or hf-hub:<dataset id>"
+        )
     for flag, minimum in (
         ("image_size", 1),
         ("samples_per_shard", 1),

@@ -31,6 +31,7 @@ import numpy as np
 from salmu.evaluate import data
 from salmu.evaluate.metrics import cluster_bootstrap_ci
 from salmu.io import read_json, read_parquet, write_json
+from salmu.sections.report import ReportSettings
 from salmu.seeding import stream
 from salmu.table import describe_state
 
@@ -161,9 +162,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--evals", nargs="+", required=True, help="evaluation JSONs of the unlearned models")
     add("--benchmark", required=True, help="the benchmark dir they were evaluated on")
     add("--budget", type=float, required=True, help="compare the methods at this budget")
-    add("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    add("--ci-level", type=float, default=0.95)
     add("--seed", type=int, default=42, help="seed of the bootstrap resamples")
+    ReportSettings.add_arguments(parser)
     add("--out-prefix", required=True, help="writes PREFIX.json and PREFIX.md")
 
 
@@ -177,18 +177,20 @@ def run(args: argparse.Namespace) -> None:
     genknow_sizes = {len(s["GenKnow"]) for s in scores.values() if "GenKnow" in s}
     if genknow_sizes:
         clusters["GenKnow"] = [None] * max(genknow_sizes)
-    comparisons = compare(scores, clusters, args.bootstrap, args.ci_level, args.seed)
+    comparisons = compare(
+        scores, clusters, args.comparison_resamples, args.seed_interval_level, args.seed
+    )
     prefix = Path(args.out_prefix)
     write_json(
         {
             "budget": args.budget,
-            "ci_level": args.ci_level,
-            "resamples": args.bootstrap,
+            "ci_level": args.seed_interval_level,
+            "resamples": args.comparison_resamples,
             "methods": sorted(scores),
             "comparisons": [asdict(c) for c in comparisons],
         },
         prefix.with_suffix(".json"),
     )
-    markdown = to_markdown(comparisons, args.budget, args.ci_level)
+    markdown = to_markdown(comparisons, args.budget, args.seed_interval_level)
     prefix.with_suffix(".md").write_text(markdown)
     print(markdown)

@@ -71,12 +71,13 @@ is over-generalisation by the paper's own criterion.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import polars as pl
+
+from salmu.sections.report import Thresholds
 
 REFERENCE = "reference"
 CATASTROPHIC = "catastrophic damage"
@@ -89,22 +90,6 @@ REFERENCE_STATES = ("clean", "compromised")
 
 HOLDOUT_COLUMNS = ("InterIdSim", "IntraIdSim")
 UTILITY_COLUMNS = ("GenKnow", "VisIdInt", "FragSim")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """See the module docstring for what each one means and why these defaults."""
-
-    min_gap_closed: float = 0.90
-    min_genknow_retained: float = 0.95
-    min_similarity_retained: float = 0.75
-    max_below_clean: float = 0.25
-    min_reference_gap: float = 0.01
-
-    def __post_init__(self):
-        for name, value in asdict(self).items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"diagnosis threshold {name} must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -216,50 +201,3 @@ def diagnosis_labels(table: pl.DataFrame, thresholds: Thresholds | None = None) 
     """The table's ``diagnosis`` column."""
     labels = [d.label if d else None for d in diagnose_table(table, thresholds)]
     return pl.Series("diagnosis", labels, dtype=pl.String)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Threshold flags (defaults: ``Thresholds``), for the stages that diagnose."""
-    d = Thresholds()
-    add = parser.add_argument
-    add(
-        "--min-gap-closed",
-        type=float,
-        default=d.min_gap_closed,
-        help="ineffective below this share of the Compromised->Clean RetFail MRR gap closed",
-    )
-    add(
-        "--min-genknow-retained",
-        type=float,
-        default=d.min_genknow_retained,
-        help="catastrophic below this GenKnow / Compromised GenKnow",
-    )
-    add(
-        "--min-similarity-retained",
-        type=float,
-        default=d.min_similarity_retained,
-        help="catastrophic below this VisIdInt or FragSim / Compromised value",
-    )
-    add(
-        "--max-below-clean",
-        type=float,
-        default=d.max_below_clean,
-        help="over-generalised when Inter/IntraIdSim or AssocStr is below Clean by more than "
-        "this share of the Compromised-Clean gap",
-    )
-    add(
-        "--min-reference-gap",
-        type=float,
-        default=d.min_reference_gap,
-        help="skip a gap-normalised criterion when Compromised - Clean is smaller than this",
-    )
-
-
-def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
-    return Thresholds(
-        min_gap_closed=args.min_gap_closed,
-        min_genknow_retained=args.min_genknow_retained,
-        min_similarity_retained=args.min_similarity_retained,
-        max_below_clean=args.max_below_clean,
-        min_reference_gap=args.min_reference_gap,
-    )

@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ import polars as pl
 from PIL import Image
 
 from salmu.face_backends import (
-    BACKENDS,
     FaceBackend,
     Identity,
     PlannedImage,
@@ -48,6 +48,7 @@ from salmu.looks import (
     SHIRT_COLORS,
     SKIN_TONES,
 )
+from salmu.sections.faces import FaceDiffusersSettings, FacesSettings
 from salmu.seeding import derive_seed, stream
 
 GENDERS = ("female", "male")
@@ -521,25 +522,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--personas", required=True, help="personas.parquet (identity_id, gender, age_band)"
     )
-    parser.add_argument(
-        "--images-per-identity",
-        type=int,
-        required=True,
-        help="sensitive images per persona (image_idx 0..N-1)",
-    )
-    parser.add_argument(
-        "--generic-per-identity",
-        type=int,
-        default=0,
-        help="generic images per persona (image_idx N..N+G-1)",
-    )
-    parser.add_argument(
-        "--anonymous-identities",
-        type=int,
-        default=0,
-        help="people who are not personas (identity_id null)",
-    )
-    parser.add_argument("--images-per-anonymous", type=int, default=1)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="output faces.parquet")
     parser.add_argument("--contact-sheet", default=None, help="optional PNG grid to eyeball")
@@ -547,90 +529,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    """How images are rendered: backend, geometry and the diffusers options (shared with
-    ``salmu throughput``, which times the same renderer)."""
-    parser.add_argument(
-        "--backend", default="procedural", help=f"face renderer: {sorted(BACKENDS)}"
-    )
-    parser.add_argument("--size", type=int, default=64, help="longest image side in pixels")
-    parser.add_argument(
-        "--aspect-range",
-        type=float,
-        nargs=2,
-        default=(0.75, 1.33),
-        metavar=("MIN", "MAX"),
-        help="width/height drawn uniformly in [MIN, MAX]",
-    )
-    parser.add_argument("--jpeg-quality", type=int, default=90)
-
-    diff = parser.add_argument_group(
-        "diffusers backend",
-        "Used only with --backend diffusers (the procedural backend ignores them). Each flag is "
-        "fed from the config key faces.diffusers.<option> (see DIFFUSERS_OPTIONS).",
-    )
-    diff.add_argument(
-        "--diffusers-model",
-        default=None,
-        help="text-to-image pipeline for the anchor portraits and the variants: a local folder "
-        "saved with save_pretrained, or a Hugging Face hub id present in the local HF cache "
-        "(StableDiffusionPipeline-compatible)",
-    )
-    diff.add_argument(
-        "--ip-adapter",
-        default=None,
-        help="IP-Adapter repository: a local folder or a hub id in the local HF cache",
-    )
-    diff.add_argument(
-        "--ip-adapter-subfolder",
-        default="",
-        help="folder inside --ip-adapter holding the weight file (default: its root)",
-    )
-    diff.add_argument(
-        "--ip-adapter-weight-name",
-        default=None,
-        help="IP-Adapter weight file (.safetensors or .bin)",
-    )
-    diff.add_argument(
-        "--ip-adapter-image-encoder",
-        default="image_encoder",
-        help="image encoder folder: a name inside --ip-adapter-subfolder, or a path with '/' "
-        "relative to the --ip-adapter root (diffusers' image_encoder_folder)",
-    )
-    diff.add_argument(
-        "--ip-adapter-scale",
-        type=float,
-        default=0.6,
-        help="how strongly the anchor face steers every variant (0 = text only)",
-    )
-    diff.add_argument("--steps", type=int, default=30, help="denoising steps per image")
-    diff.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance")
-    diff.add_argument(
-        "--resolution",
-        type=int,
-        default=512,
-        help="longest side generated, in pixels; images are then resized to --size",
-    )
-    diff.add_argument(
-        "--size-multiple",
-        type=int,
-        default=8,
-        help="generated width/height are multiples of this (8 for Stable Diffusion); a larger "
-        "value (e.g. 64) gives fewer distinct shapes, hence fuller batches",
-    )
-    diff.add_argument("--batch-size", type=int, default=4, help="images per pipeline call")
-    diff.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "float16", "bfloat16"],
-        help="auto: float16 on CUDA, float32 on CPU",
-    )
-    diff.add_argument(
-        "--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N"
-    )
-    diff.add_argument(
-        "--negative-prompt",
-        default=None,
-        help="override the built-in negative prompt (empty string for none)",
+    """The faces and faces.diffusers settings as flags (shared with ``salmu throughput``, which
+    times the same renderer)."""
+    FacesSettings.add_arguments(parser)
+    FaceDiffusersSettings.add_arguments(
+        parser.add_argument_group(
+            "diffusers backend", "Used only with --backend diffusers (config faces.diffusers)."
+        )
     )
 
 
@@ -650,6 +555,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--images-per-anonymous {args.images_per_anonymous}: expected 1..1000")
     if args.size < 16:
         raise ValueError(f"--size {args.size}: expected >= 16 pixels")
+    if len(args.aspect_range) != 2:
+        raise ValueError(f"--aspect-range {args.aspect_range}: expected MIN MAX")
     lo, hi = args.aspect_range
     if not 0 < lo <= hi:
         raise ValueError(f"--aspect-range {lo} {hi}: expected 0 < MIN <= MAX")
@@ -657,37 +564,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--jpeg-quality {args.jpeg_quality}: expected 1..100")
 
 
-# Constructor option of the diffusers backend -> (CLI flag, config key that feeds the flag). The
-# Snakemake rule passes faces.diffusers.<option> as the flag; error messages name both.
-DIFFUSERS_OPTIONS: dict[str, tuple[str, str]] = {
-    option: (flag, f"faces.diffusers.{option}")
-    for option, flag in (
-        ("model", "--diffusers-model"),
-        ("ip_adapter", "--ip-adapter"),
-        ("ip_adapter_subfolder", "--ip-adapter-subfolder"),
-        ("ip_adapter_weight_name", "--ip-adapter-weight-name"),
-        ("ip_adapter_image_encoder", "--ip-adapter-image-encoder"),
-        ("ip_adapter_scale", "--ip-adapter-scale"),
-        ("steps", "--steps"),
-        ("guidance_scale", "--guidance-scale"),
-        ("resolution", "--resolution"),
-        ("size_multiple", "--size-multiple"),
-        ("batch_size", "--batch-size"),
-        ("dtype", "--dtype"),
-        ("device", "--device"),
-        ("negative_prompt", "--negative-prompt"),
-    )
-}
-
-
 def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor options for the chosen backend; the procedural backend takes none."""
     if args.backend != "diffusers":
         return {}
-    return {
-        option: getattr(args, flag[2:].replace("-", "_"))
-        for option, (flag, _) in DIFFUSERS_OPTIONS.items()
-    }
+    return asdict(FaceDiffusersSettings.from_args(args))
 
 
 def run(args: argparse.Namespace) -> None:

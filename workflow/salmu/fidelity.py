@@ -38,6 +38,7 @@ import polars as pl
 
 from salmu import diagnose, seeds
 from salmu.io import read_json, read_parquet, write_json
+from salmu.sections.report import ReportSettings, Thresholds
 from salmu.table import CI_COLUMN_NAMES
 
 
@@ -349,14 +350,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--table", required=True, help="the per-seed results table (benchmark.parquet)")
     add("--reference-eval", required=True, help="an evaluation JSON (its meta: GenKnow classes)")
     add("--budget", type=float, required=True, help="the main budget (paper: 5)")
-    add(
-        "--seed-agreement",
-        type=float,
-        default=seeds.DEFAULT_AGREEMENT,
-        help="share of a method's seeds that must raise a failure mode for it to hold",
-    )
     add("--out-prefix", required=True, help="writes PREFIX.json and PREFIX.md")
-    diagnose.add_arguments(parser)
+    ReportSettings.add_arguments(parser)
+    Thresholds.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -367,7 +363,7 @@ def run(args: argparse.Namespace) -> None:
         table,
         args.budget,
         classes,
-        diagnose.thresholds_from_args(args),
+        Thresholds.from_args(args),
         args.seed_agreement,
     )
     prefix = Path(args.out_prefix)

@@ -31,11 +31,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from salmu.sections.captions import CHAT_TEMPLATE_MODES
+from salmu.sections.captions import PARAPHRASE_BACKENDS as BACKENDS
+from salmu.sections.captions import PARAPHRASE_DTYPES as DTYPES
 from salmu.seeding import derive_seed
 
-BACKENDS = ("none", "transformers")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-CHAT_TEMPLATE_MODES = ("auto", "on", "off")
 # One hint per linguistic style of the template bank (resources/caption_templates.yaml).
 STYLE_HINTS = {
     "plain": "short and plain, a simple statement of fact",

@@ -25,13 +25,13 @@ import polars as pl
 from faker import Faker
 
 from salmu.io import read_yaml, write_json, write_parquet
+from salmu.sections.personas import PersonasSettings
 from salmu.seeding import derive_seed, stream
 from salmu.transliteration import TRANSLITERATORS, ascii_fold, is_latin, transliterate
 
 GENDERS = ("female", "male")
 AGE_BANDS = ("young", "middle-aged", "older")
 BLOOD_TYPES = ("A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-")
-DEFAULT_EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 COLUMNS = (
     "identity_id",
     "name",
@@ -372,22 +372,7 @@ def check_domains(domains: list[str]) -> list[str]:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-identities", type=int, required=True, help="number of personas")
-    parser.add_argument(
-        "--locales",
-        nargs="+",
-        default=None,
-        help="Faker locales (default: every locale in the table)",
-    )
-    parser.add_argument(
-        "--locales-table", default="resources/locales.yaml", help="locale table YAML"
-    )
-    parser.add_argument(
-        "--email-domains",
-        nargs="+",
-        default=list(DEFAULT_EMAIL_DOMAINS),
-        help="e-mail domains (default: the RFC 2606 reserved example.com/.org/.net)",
-    )
+    PersonasSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out-parquet", required=True, help="personas.parquet")
     parser.add_argument("--out-metadata", required=True, help="identities_metadata.json")

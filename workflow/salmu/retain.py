@@ -21,6 +21,7 @@ import polars as pl
 from PIL import Image, ImageDraw
 
 from salmu.io import jpeg_bytes, write_parquet
+from salmu.sections.retain import RetainSettings
 from salmu.seeding import stream
 
 RGB = tuple[int, int, int]
@@ -342,18 +343,8 @@ def build_genknow(
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    # Only the offline synthetic builder exists at this tier; DataComp via img2dataset comes later.
-    parser.add_argument("--backend", choices=["synthetic"], default="synthetic")
-    parser.add_argument("--n-pairs", type=int, required=True, help="number of retain scenes")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (square)")
-    parser.add_argument(
-        "--genknow-images-per-class",
-        type=int,
-        default=10,
-        help=f"GenKnow images per colour x shape class ({len(classnames())} classes)",
-    )
+    RetainSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--jpeg-quality", type=int, default=90)
     parser.add_argument("--out-pairs", required=True, help="output retain.parquet")
     parser.add_argument("--out-genknow", required=True, help="output genknow.parquet")
 
@@ -372,7 +363,9 @@ def run(args: argparse.Namespace) -> None:
     if not 1 <= args.jpeg_quality <= 100:
         raise ValueError(f"--jpeg-quality {args.jpeg_quality}: expected 1..100")
     start = time.perf_counter()
-    pairs = build_retain(args.n_pairs, args.size, args.seed, args.jpeg_quality)
+    # With CommonPool the retain pairs are downloaded (salmu commonpool): no scenes are drawn.
+    n_pairs = args.n_pairs if args.backend == "synthetic" else 0
+    pairs = build_retain(n_pairs, args.size, args.seed, args.jpeg_quality)
     genknow = build_genknow(
         args.genknow_images_per_class,
         args.size,

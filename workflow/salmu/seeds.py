@@ -29,6 +29,7 @@ from scipy import stats
 
 from salmu import diagnose
 from salmu.evaluate.layout import METRIC_COLUMNS
+from salmu.sections.report import ReportSettings
 
 UNSETTLED = "unsettled (seeds disagree)"
 SEVERITY = (
@@ -36,8 +37,8 @@ SEVERITY = (
     diagnose.OVER_GENERALISED,
     diagnose.INEFFECTIVE,
 )
-DEFAULT_LEVEL = 0.95
-DEFAULT_AGREEMENT = 1.0
+DEFAULT_LEVEL = ReportSettings.default("seed_interval_level")
+DEFAULT_AGREEMENT = ReportSettings.default("seed_agreement")
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,6 @@ def setting(default: Any, doc: str, *, choices: tuple | None = None) -> Any:
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _kind(annotation: Any) -> tuple[type, bool, bool]:
     """(element type, optional, list) of a field annotation such as ``int``, ``str | None`` or
     ``list[str]``."""
@@ -56,6 +52,17 @@ class Settings:
     # Keys of the section that the workflow itself reads (fan-out, per-method tables), not the
     # stage: the schema lists them beside the settings, and the stage never sees them.
     workflow_keys: ClassVar[tuple[str, ...]] = ()
+    # Prefix of the section's flags where they share a command with another section's
+    # (faces.diffusers.model -> --diffusers-model beside the faces flags).
+    flag_prefix: ClassVar[str] = ""
+
+    @classmethod
+    def dest(cls, name: str) -> str:
+        return cls.flag_prefix.replace("-", "_") + name
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        return "--" + cls.dest(name).replace("_", "-")
 
     @classmethod
     def fields(cls) -> list[dataclasses.Field]:
@@ -79,7 +86,11 @@ class Settings:
             kind, _, many = _kind(hints[field.name])
             default = cls.default(field.name)
             help_text = f"{field.metadata['doc']} (default: {default})"
-            options: dict[str, Any] = {"default": default, "help": help_text}
+            options: dict[str, Any] = {
+                "default": default,
+                "help": help_text,
+                "dest": cls.dest(field.name),
+            }
             if field.metadata["choices"]:
                 options["choices"] = field.metadata["choices"]
             if kind is bool:
@@ -87,12 +98,17 @@ class Settings:
             else:
                 options["type"] = kind
                 if many:
-                    options["nargs"] = "+"
-            parser.add_argument(_flag(field.name), **options)
+                    options["nargs"] = "*"  # a list may be empty: the flag alone
+            parser.add_argument(cls.flag(field.name), **options)
 
     @classmethod
     def values_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
-        return {f.name: getattr(args, f.name) for f in cls.fields()}
+        return {f.name: getattr(args, cls.dest(f.name)) for f in cls.fields()}
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace):
+        """The settings a stage's command line gave."""
+        return cls(**cls.values_from_args(args))
 
     @classmethod
     def from_mapping(cls, mapping: Mapping | None, where: str | None = None):
@@ -112,12 +128,24 @@ class Settings:
         argv: list[str] = []
         for field in self.fields():
             value = getattr(self, field.name)
-            if field.name in exclude or value is None:
+            if field.name in exclude:
+                continue
+            if value is None:
+                if self.default(field.name) is not None:
+                    # Left out, the flag would take its default: not what the config said.
+                    raise ValueError(
+                        f"config key {self.section}.{field.name}: null, but this setting has no "
+                        f"unset state; expected a value (default {self.default(field.name)!r})"
+                    )
                 continue
             if isinstance(value, bool):
-                argv.append(_flag(field.name) if value else "--no-" + _flag(field.name)[2:])
+                flag = self.flag(field.name)
+                argv.append(flag if value else "--no-" + flag[2:])
                 continue
-            argv += [_flag(field.name), *map(str, value if isinstance(value, list) else [value])]
+            argv += [
+                self.flag(field.name),
+                *map(str, value if isinstance(value, list) else [value]),
+            ]
         return argv
 
     def to_flags(self, exclude: tuple[str, ...] = ()) -> str:

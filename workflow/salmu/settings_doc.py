@@ -9,11 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from salmu.evaluate.settings import EvaluateSettings
-from salmu.unlearn.settings import UnlearnSettings
-
-# Every config section that has a settings class, in config.yaml's order.
-SECTIONS = (UnlearnSettings, EvaluateSettings)
+from salmu.sections import SECTIONS
 
 HEADER = """# Settings and their defaults
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from salmu.io import decode_image, read_json, read_parquet, write_json
+from salmu.sections.shards import ShardsSettings
 from salmu.seeding import stream
 
 MANIFEST = "manifest.json"
@@ -197,7 +198,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--inputs", nargs="+", required=True, help="parquet files (file_name, text, image)"
     )
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--samples-per-shard", type=int, default=1000)
+    ShardsSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument(
         "--generic-captions", default=None, help="file_name -> generic caption JSON to attach"

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from salmu.io import ensure_parent, read_json, read_parquet, write_json
 from salmu.looks import IDENTITY_LOOK_KEYS
+from salmu.sections.splits import SplitsSettings
 from salmu.seeding import stream
 
 SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
@@ -220,9 +221,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", required=True, help="faces.parquet from `salmu faces`")
     parser.add_argument("--captions", required=True, help="captions.parquet from `salmu captions`")
     parser.add_argument("--identities", required=True, help="identities_metadata.json")
-    parser.add_argument("--holdout-identity-fraction", type=float, default=0.25)
-    parser.add_argument("--partial-forget-fraction", type=float, default=0.667)
-    parser.add_argument("--fragile-fraction", type=float, default=0.2)
+    SplitsSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out-dir", required=True, help="benchmark directory (released layout)")
 

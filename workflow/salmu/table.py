@@ -28,6 +28,7 @@ from salmu import diagnose, seeds
 from salmu.evaluate.layout import METRIC_COLUMNS, ci_column_names, flatten, flatten_ci
 from salmu.io import read_json, write_parquet
 from salmu.provenance import record_path
+from salmu.sections.report import ReportSettings, Thresholds
 
 STATE_PATTERN = re.compile(r"^unlearned/(?P<method>[^/]+)/x(?P<budget>[^/]+)/seed(?P<seed>\d+)$")
 BASE_ORDER = {"clean": 0, "compromised": 1}
@@ -199,31 +200,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="writes PREFIX.parquet/.csv/.md and PREFIX_summary.parquet/.csv",
     )
-    parser.add_argument(
-        "--seed-level",
-        type=float,
-        default=seeds.DEFAULT_LEVEL,
-        help="level of the Student-t interval over unlearning seeds",
-    )
-    parser.add_argument(
-        "--seed-agreement",
-        type=float,
-        default=seeds.DEFAULT_AGREEMENT,
-        help="share of a method's seeds that must raise a failure mode for it to hold",
-    )
-    diagnose.add_arguments(parser)
+    ReportSettings.add_arguments(parser)
+    Thresholds.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
-    thresholds = diagnose.thresholds_from_args(args)
+    thresholds = Thresholds.from_args(args)
     table = build_table(args.evals, thresholds)
-    summary, _ = seeds.summarise(table, thresholds, args.seed_level, args.seed_agreement)
+    summary, _ = seeds.summarise(table, thresholds, args.seed_interval_level, args.seed_agreement)
     prefix = Path(args.out_prefix)
     write_parquet(table, prefix.with_suffix(".parquet"))
     table.write_csv(prefix.with_suffix(".csv"))
     summary_prefix = prefix.with_name(prefix.name + "_summary")
     write_parquet(summary, summary_prefix.with_suffix(".parquet"))
     summary.write_csv(summary_prefix.with_suffix(".csv"))
-    markdown = to_markdown(table, thresholds, summary, args.seed_level)
+    markdown = to_markdown(table, thresholds, summary, args.seed_interval_level)
     prefix.with_suffix(".md").write_text(markdown)
     print(markdown)

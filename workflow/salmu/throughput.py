@@ -219,7 +219,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     render = parser.add_argument_group("faces (skipped without --personas)")
     render.add_argument("--personas", default=None, help="personas.parquet to render from")
     render.add_argument("--identities", type=int, default=2, help="personas rendered")
-    render.add_argument("--images-per-identity", type=int, default=4)
     render.add_argument("--seed", type=int, default=0)
     add_render_arguments(parser)
 

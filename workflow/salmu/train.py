@@ -32,6 +32,7 @@ from pathlib import Path
 
 from salmu.io import write_torch
 from salmu.resumable import mark_finished, open_state
+from salmu.sections.train import TrainSettings
 from salmu.shards import MANIFEST, verify_shards
 
 RUN_NAME = "run"
@@ -145,18 +146,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--logs-dir", required=True, help="open_clip_train run directory (resumable)"
     )
     parser.add_argument("--out", required=True, help="exported checkpoint")
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--lr", type=float, required=True)
-    parser.add_argument("--warmup", type=int, required=True)
-    parser.add_argument("--wd", type=float, default=0.1)
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (OMP_NUM_THREADS)")
+    TrainSettings.add_arguments(parser)
     parser.add_argument("--log-every", type=int, default=20)
-    parser.add_argument("--launcher", default="", help="prefix, e.g. 'torchrun --nproc_per_node 8'")
     parser.add_argument("extra", nargs="*", help="further open_clip_train flags after --")
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from salmu.evaluate.data import EvaluationWarning
-from salmu.evaluate.settings import IMAGENET_TEMPLATE_SETS as TEMPLATE_SETS
+from salmu.sections.evaluate import IMAGENET_TEMPLATE_SETS as TEMPLATE_SETS
 
 NUM_CLASSES = 1000
 FLAG = "--imagenet-path"

@@ -52,8 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from salmu.evaluate import data, encode, imagenet, layout, metrics
-from salmu.evaluate.settings import EvaluateSettings
 from salmu.io import write_json
+from salmu.sections.evaluate import EvaluateSettings
 from salmu.seeding import stream
 
 # Split -> the pair-mean utility metric over it (their bootstrap CIs).

@@ -49,12 +49,12 @@ from typing import Any
 from PIL import Image
 
 from salmu.face_backends import Identity, PlannedImage
-from salmu.faces import DIFFUSERS_OPTIONS
 from salmu.io import read_json
 from salmu.looks import hair_phrase
+from salmu.sections.faces import DIFFUSERS_DTYPES as DTYPES
+from salmu.sections.faces import FaceDiffusersSettings
 from salmu.seeding import stream
 
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 DEFAULT_NEGATIVE_PROMPT = (
     "cartoon, anime, drawing, painting, illustration, 3d render, deformed face, disfigured, "
     "blurry, low quality, watermark, text, two people, nsfw"
@@ -69,8 +69,8 @@ NEUTRALS = ("neutral expression", "calm expression", "serious expression", "rela
 
 def source(option: str) -> str:
     """``--flag (config key faces.diffusers.option)`` for error messages."""
-    flag, key = DIFFUSERS_OPTIONS[option]
-    return f"{flag} (config key {key})"
+    flag = FaceDiffusersSettings.flag(option)
+    return f"{flag} (config key {FaceDiffusersSettings.section}.{option})"
 
 
 # ---------------------------------------------------------------------------------------------

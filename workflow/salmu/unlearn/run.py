@@ -16,9 +16,9 @@ import math
 import time
 
 from salmu.io import write_json
+from salmu.sections.unlearn import PRECISIONS, UnlearnSettings
 from salmu.unlearn.budget import budget_steps
 from salmu.unlearn.registry import build, resolve
-from salmu.unlearn.settings import PRECISIONS, UnlearnSettings
 
 
 # --precision -> the autocast dtype's name in torch (None: plain fp32).

@@ -6,6 +6,9 @@ They are shared by every method; a method's own ``lr`` and ``params`` live under
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from salmu.settings import Settings, setting
@@ -34,3 +37,15 @@ class UnlearnSettings(Settings):
         "cpu", "cpu, cuda or auto (cuda when available)", choices=("auto", "cpu", "cuda")
     )
     threads: int = setting(1, "torch threads")
+
+
+def method_flags(method: Mapping) -> str:
+    """``salmu unlearn`` flags of one entry of ``unlearn.methods``: ``--lr`` (none for a method
+    that takes no optimizer step), one ``--param key=<json>`` per hyperparameter, and the
+    ``--import-path`` of a custom method; quoted for a shell command."""
+    argv = [] if method.get("lr") is None else ["--lr", str(method["lr"])]
+    for key, value in method.get("params", {}).items():
+        argv += ["--param", f"{key}={json.dumps(value)}"]
+    if "import_path" in method:
+        argv += ["--import-path", method["import_path"]]
+    return " ".join(shlex.quote(word) for word in argv)
