@@ -119,6 +119,14 @@ def test_bad_flags(tmp_path):
         retain.shape_points("hexagon", 0, 0, 1, 0)
 
 
+def test_with_commonpool_no_scene_is_drawn_and_genknow_is_the_same(outputs, tmp_path):
+    """CommonPool brings the retain pairs; the retain stage still builds the GenKnow set."""
+    retain.run(retain_args(tmp_path, backend="commonpool"))
+    pairs = read_parquet(tmp_path / "retain.parquet")
+    assert pairs.height == 0 and pairs.columns == outputs[1].columns
+    assert read_parquet(tmp_path / "genknow.parquet").equals(outputs[2])
+
+
 def test_objects_recognisable_at_32px():
     """At 32x32 the object must cover real area and its silhouette must identify the shape.
 
