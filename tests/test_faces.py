@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from salmu import faces
+from salmu import faces, look_draws
 from salmu import looks as vocabulary
 from salmu.face_backends import BACKENDS
 from salmu.face_backends import diffusers as diffusers_backend
@@ -156,9 +156,9 @@ def test_contact_sheet_written(small_run):
 
 def test_looks_distinct_over_100_identities():
     personas = [(100 + i, GENDERS[i % 2], AGES[i % 3]) for i in range(80)]
-    people = personas + faces.anonymous_people(20, seed=3)
-    looks = faces.assign_looks(people, seed=3)
-    keys = [faces.look_key(look) for look in looks.values()]
+    people = personas + look_draws.anonymous_people(20, seed=3)
+    looks = look_draws.assign_looks(people, seed=3)
+    keys = [look_draws.look_key(look) for look in looks.values()]
     assert len(looks) == 100 and len(set(keys)) == 100
     # The spread is real, not just one differing trait: many skin tones and hair styles in use.
     assert len({look["skin_tone"] for look in looks.values()}) == len(vocabulary.SKIN_TONES)
@@ -167,8 +167,8 @@ def test_looks_distinct_over_100_identities():
 
 def test_persona_looks_do_not_depend_on_anonymous_count():
     personas = [(100 + i, GENDERS[i % 2], AGES[i % 3]) for i in range(10)]
-    alone = faces.assign_looks(personas, seed=5)
-    with_anon = faces.assign_looks(personas + faces.anonymous_people(6, seed=5), seed=5)
+    alone = look_draws.assign_looks(personas, seed=5)
+    with_anon = look_draws.assign_looks(personas + look_draws.anonymous_people(6, seed=5), seed=5)
     assert all(alone[n] == with_anon[n] for n, _, _ in personas)
 
 
@@ -176,10 +176,10 @@ def test_every_trait_renders():
     backend = faces.get_backend("procedural")
     for k, style in enumerate(vocabulary.HAIR_STYLES):
         gender = "male" if style == "bald" else GENDERS[k % 2]
-        look = faces.draw_look(stream(1, "t", k), gender, AGES[k % 3])
+        look = look_draws.draw_look(stream(1, "t", k), gender, AGES[k % 3])
         look.update(hair_style=style, glasses=bool(k % 2), beard=gender == "male")
         look["face_shape"] = list(vocabulary.FACE_SHAPES)[k % len(vocabulary.FACE_SHAPES)]
-        image = backend.render(look, faces.draw_variation(stream(1, "v", k)), 24, 32)
+        image = backend.render(look, look_draws.draw_variation(stream(1, "v", k)), 24, 32)
         assert image.size == (24, 32) and image.mode == "RGB"
 
 
@@ -344,7 +344,7 @@ def test_backends_get_one_call_per_identity_with_its_plan(tmp_path):
 
 def test_procedural_render_identity_is_per_image_render():
     backend = faces.get_backend("procedural")
-    look = faces.assign_looks([(5, "male", "young")], 1)[5]
+    look = look_draws.assign_looks([(5, "male", "young")], 1)[5]
     identity = faces.make_identity(5, True, "male", "young", None, 1)
     planned = [faces.plan_image(5, True, "sensitive", i, 40, (0.5, 2.0), 1) for i in range(3)]
     batch = backend.render_identity(look, identity, planned)

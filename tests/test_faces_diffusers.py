@@ -22,11 +22,12 @@ import polars as pl
 import pytest
 import tiny_diffusers
 
-from salmu import faces
+from salmu import faces, look_draws
 from salmu.cli import main as salmu_main
 from salmu.io import open_image, read_parquet
 
 diffusers_backend = pytest.importorskip("salmu.face_backends.diffusers")
+from salmu.face_backends import diffusers_prompts, diffusers_weights  # noqa: E402
 
 COUNTRIES = ["Nigeria", "Cameroon", "China"]
 
@@ -80,7 +81,7 @@ def make_personas(path: Path, n: int = 3) -> None:
             "identity_id": [f"{188 + 13 * i:08d}" for i in range(n)],
             "name": [f"Person {i}" for i in range(n)],
             "gender": [["female", "male"][i % 2] for i in range(n)],
-            "age_band": [faces.AGE_BANDS[i % 3] for i in range(n)],
+            "age_band": [look_draws.AGE_BANDS[i % 3] for i in range(n)],
             "country": COUNTRIES[:n],
         }
     ).write_parquet(path)
@@ -252,14 +253,14 @@ def test_hub_id_loads_from_the_local_cache(tiny, tmp_path, monkeypatch):
     tiny_diffusers.install_in_hub_cache(Path(tiny["model"]), "local/tiny-sd", cache)
     tiny_diffusers.install_in_hub_cache(Path(tiny["ip_adapter"]), "local/tiny-ip", cache)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    weights = diffusers_backend.locate_model("local/tiny-sd")
+    weights = diffusers_weights.locate_model("local/tiny-sd")
     assert weights.local_only and (weights.folder / "model_index.json").is_file()
-    adapter = diffusers_backend.locate_ip_adapter(
+    adapter = diffusers_weights.locate_ip_adapter(
         "local/tiny-ip", "models", tiny_diffusers.IP_WEIGHT_NAME, "image_encoder"
     )
     assert adapter.local_only and adapter.ref == "local/tiny-ip"
     with pytest.raises(ValueError, match="lacks models/other.bin"):
-        diffusers_backend.locate_ip_adapter("local/tiny-ip", "models", "other.bin", "image_encoder")
+        diffusers_weights.locate_ip_adapter("local/tiny-ip", "models", "other.bin", "image_encoder")
 
 
 # -- the anchor and the adapter -------------------------------------------------------------------
@@ -282,7 +283,7 @@ def backend(tiny):
 
 
 def one_identity(seed: int = 3):
-    look = faces.assign_looks([(188, "female", "older")], seed)[188]
+    look = look_draws.assign_looks([(188, "female", "older")], seed)[188]
     identity = faces.make_identity(188, True, "female", "older", "Nigeria", seed)
     planned = [faces.plan_image(188, True, "sensitive", i, 64, (0.6, 1.7), seed) for i in range(2)]
     return look, identity, planned
@@ -320,7 +321,7 @@ def test_anchor_is_plain_text_to_image(backend, tiny):
     plain = DiffusionPipeline.from_pretrained(tiny["model"], local_files_only=True)
     plain.set_progress_bar_config(disable=True)
     expected = plain(
-        prompt=[diffusers_backend.anchor_prompt(look, identity)],
+        prompt=[diffusers_prompts.anchor_prompt(look, identity)],
         negative_prompt=[backend.negative_prompt],
         height=64,
         width=64,
@@ -339,24 +340,24 @@ def test_prompts_carry_demographics_look_and_variation(tiny):
 
     tokenizer = CLIPTokenizer.from_pretrained(tiny["model"], subfolder="tokenizer")
     look, identity, planned = one_identity()
-    anchor = diffusers_backend.anchor_prompt(look, identity)
+    anchor = diffusers_prompts.anchor_prompt(look, identity)
     assert "elderly woman from Nigeria" in anchor and f"{look['skin_tone']} skin" in anchor
-    prompts = [diffusers_backend.variant_prompt(look, identity, p) for p in planned]
+    prompts = [diffusers_prompts.variant_prompt(look, identity, p) for p in planned]
     for prompt, item in zip(prompts, planned):
         assert "elderly woman from Nigeria" in prompt
         assert f"{item.variation['background']} background" in prompt
         assert item.variation["shirt_color"] in prompt
     assert len(set(prompts)) == len(prompts)
     anonymous = dataclasses.replace(identity, is_persona=False, country=None)
-    assert "woman, " in diffusers_backend.variant_prompt(look, anonymous, planned[0])
+    assert "woman, " in diffusers_prompts.variant_prompt(look, anonymous, planned[0])
     # The longest realistic prompts still fit CLIP's 77 tokens (nothing is truncated).
     long = dataclasses.replace(identity, country="Central African Republic", gender="male")
     worst = dict(look, hair_style="side part", hair_color="platinum blonde", glasses=True)
     worst.update(beard=True, skin_tone="dark brown", eye_color="dark brown")
     for item in planned:
         for prompt in (
-            diffusers_backend.variant_prompt(worst, long, item),
-            diffusers_backend.anchor_prompt(worst, long),
+            diffusers_prompts.variant_prompt(worst, long, item),
+            diffusers_prompts.anchor_prompt(worst, long),
         ):
             assert len(tokenizer(prompt).input_ids) <= 77
 

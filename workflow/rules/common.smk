@@ -18,6 +18,7 @@ from salmu.sections.faces import renderer_flags
 from salmu.sections.unlearn import method_flags as unlearn_method_flags
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
+from salmu.released_layout import METADATA_JSONS, SPLITS
 
 # Nested --config values arrive as strings; parse those the schema types as numbers first.
 coerce_command_line(
@@ -100,15 +101,8 @@ def recorded(rule_name, command):
     )
 
 
-SPLIT_NAMES = ["forget", "holdout_association", "holdout_identity", "retain_synth"]
-BENCHMARK_JSONS = [
-    "identities_metadata.json",
-    "sensitive_set_captions_metadata.json",
-    "sensitive_set_generic_captions.json",
-    "fragile_set_ids.json",
-    "fragile_set_all_similarities.json",
-    "splits_summary.json",
-]
+SPLIT_NAMES = list(SPLITS)
+BENCHMARK_JSONS = list(METADATA_JSONS)
 
 
 wildcard_constraints:

@@ -18,38 +18,44 @@ checkout; pin it with ``--git-commit``) and the package versions of the environm
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import platform
-import subprocess
 from pathlib import Path
 
 import polars as pl
 import yaml
 
-from salmu.io import ensure_parent, read_json, read_parquet, read_yaml
-
-SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
-REQUIRED_JSONS = (
-    "identities_metadata.json",
-    "sensitive_set_captions_metadata.json",
-    "fragile_set_ids.json",
+from salmu import provenance
+from salmu.benchmark_counts import (
+    count_table,
+    countries,
+    derived_splits,
+    email_domains,
+    is_reserved,
+    read_metadata,
+    read_splits,
+    sensitive_identities,
 )
-METADATA_FILES = {
-    "identities_metadata.json": "identity_id -> fictitious profile (name, city, country, job, "
+from salmu.io import ensure_parent, read_json, read_yaml
+from salmu.released_layout import (
+    CAPTIONS_JSON,
+    FRAGILE_JSON,
+    FRAGILE_SCORES_JSON,
+    GENERIC_CAPTIONS_JSON,
+    IDENTITIES_JSON,
+    SPLITS,
+    SUMMARY_JSON,
+)
+
+METADATA_FILES = {  # in METADATA_JSONS' order
+    IDENTITIES_JSON: "identity_id -> fictitious profile (name, city, country, job, "
     "blood type, phone, e-mails, IBAN, ...)",
-    "sensitive_set_captions_metadata.json": "file_name -> {data_field, caption, name, value, ...} "
-    "for every sensitive image",
-    "sensitive_set_generic_captions.json": "file_name -> a generic caption of the same image "
-    "without name or PII",
-    "fragile_set_ids.json": "file_names of the fragile set (rows of retain_disjoint)",
-    "fragile_set_all_similarities.json": "file_name -> fragile-set selection score, for every "
-    "retain_disjoint row",
-    "splits_summary.json": "seed, split fractions, identity and row counts (this pipeline only)",
+    CAPTIONS_JSON: "file_name -> {data_field, caption, name, value, ...} for every sensitive image",
+    GENERIC_CAPTIONS_JSON: "file_name -> a generic caption of the same image without name or PII",
+    FRAGILE_JSON: "file_names of the fragile set (rows of retain_disjoint)",
+    FRAGILE_SCORES_JSON: "file_name -> fragile-set selection score, for every retain_disjoint row",
+    SUMMARY_JSON: "seed, split fractions, identity and row counts (this pipeline only)",
 }
-# RFC 2606 / RFC 6761 reserved names: no address under them can belong to a real person.
-RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
-RESERVED_TLDS = (".test", ".example", ".invalid", ".localhost")
 VERSION_PACKAGES = (
     "faker",
     "torch",
@@ -74,126 +80,6 @@ TAGS = [
     "pii",
     "benchmark",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Reading the benchmark
-
-
-def split_shards(benchmark: Path, split: str) -> list[Path]:
-    shards = sorted((benchmark / "data").glob(f"{split}-*.parquet"))
-    if not shards:
-        raise FileNotFoundError(
-            f"--benchmark {benchmark}: no data/{split}-*.parquet (expected the layout written by "
-            "`salmu splits`)"
-        )
-    return shards
-
-
-def read_splits(benchmark: Path) -> dict[str, pl.DataFrame]:
-    """identity_id and file_name of every row of the four released splits (shards in order)."""
-    frames = {}
-    for split in SPLITS:
-        shards = split_shards(benchmark, split)
-        frame = pl.concat(
-            [read_parquet(s, ["identity_id", "file_name"], only=True) for s in shards]
-        )
-        frames[split] = frame.with_columns(pl.col("identity_id").cast(pl.String))
-    return frames
-
-
-def read_metadata(benchmark: Path) -> dict[str, object]:
-    """The metadata JSONs present at the root (the REQUIRED_JSONS must be there)."""
-    metadata = {}
-    for name in METADATA_FILES:
-        path = benchmark / name
-        if path.exists():
-            metadata[name] = read_json(path)
-        elif name in REQUIRED_JSONS:
-            raise FileNotFoundError(f"--benchmark {benchmark}: {name} not found")
-    return metadata
-
-
-def derived_splits(splits: dict[str, pl.DataFrame], fragile_ids: list[str]) -> dict:
-    """The splits the official ``load_benchmark_data`` derives (docs/protocol.md §1.3), plus forget_association."""
-    forget, retain = splits["forget"], splits["retain_synth"]
-    forget_ids = set(forget["identity_id"].drop_nulls())
-    assoc_ids = set(splits["holdout_association"]["identity_id"].drop_nulls())
-    disjoint = retain.filter(pl.col("identity_id").is_null())
-    forget_identity = forget.filter(~pl.col("identity_id").is_in(sorted(assoc_ids)))
-    return {
-        "retain_joint": retain.filter(
-            pl.col("identity_id").is_not_null() & pl.col("identity_id").is_in(sorted(forget_ids))
-        ),
-        "retain_disjoint": disjoint,
-        "fragile_set": disjoint.filter(pl.col("file_name").is_in(sorted(set(fragile_ids)))),
-        "forget_identity": forget_identity,
-        "forget_association": forget.filter(pl.col("identity_id").is_in(sorted(assoc_ids))),
-    }
-
-
-def field_counts(frame: pl.DataFrame, captions_meta: dict) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name in frame["file_name"]:
-        entry = captions_meta.get(name)
-        field = entry.get("data_field") if isinstance(entry, dict) else None
-        if field is not None:
-            counts[str(field)] = counts.get(str(field), 0) + 1
-    return counts
-
-
-def count_table(splits: dict, derived: dict, captions_meta: dict) -> tuple[list[str], list[dict]]:
-    """(attribute types, one row per split): rows, identities, rows without identity, per field."""
-    rows = []
-    for name, frame in [*splits.items(), *derived.items()]:
-        rows.append(
-            {
-                "split": name,
-                "derived": name in derived,
-                "rows": frame.height,
-                "identities": frame["identity_id"].drop_nulls().n_unique(),
-                "no_identity": frame["identity_id"].null_count(),
-                "fields": field_counts(frame, captions_meta),
-            }
-        )
-    fields = sorted({f for row in rows for f in row["fields"]})
-    return fields, rows
-
-
-def sensitive_identities(splits: dict[str, pl.DataFrame]) -> list[str]:
-    ids = set()
-    for split in ("forget", "holdout_association", "holdout_identity"):
-        ids |= set(splits[split]["identity_id"].drop_nulls())
-    return sorted(ids)
-
-
-def countries(identities_meta: dict, identity_ids: list[str]) -> list[str]:
-    found = set()
-    for identity_id in identity_ids:
-        profile = identities_meta.get(identity_id)
-        if isinstance(profile, dict):
-            code = profile.get("country_code") or profile.get("country")
-            if code:
-                found.add(str(code))
-    return sorted(found)
-
-
-def email_domains(identities_meta: dict) -> list[str]:
-    domains = set()
-    for profile in identities_meta.values():
-        if not isinstance(profile, dict):
-            continue
-        emails = profile.get("emails") or profile.get("email") or []
-        for email in [emails] if isinstance(emails, str) else emails:
-            if isinstance(email, str) and "@" in email:
-                domains.add(email.rsplit("@", 1)[1].lower())
-    return sorted(domains)
-
-
-def is_reserved(domain: str) -> bool:
-    return domain in RESERVED_DOMAINS or domain.endswith(
-        tuple(f".{d}" for d in RESERVED_DOMAINS) + RESERVED_TLDS
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,29 +110,14 @@ def resolve_seed(config: dict, summary: dict | None, config_path) -> object:
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in VERSION_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
+    for package, version in provenance.package_versions(VERSION_PACKAGES).items():
+        versions[package] = version or "not installed"
     return versions
 
 
 def git_commit() -> str:
     """``git rev-parse HEAD`` of the checkout holding this package; "unknown" if none."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else "unknown"
+    return provenance.git(provenance.repo_root(), "rev-parse", "HEAD") or "unknown"
 
 
 def load_face_report(path: str | Path | None) -> dict | None:
@@ -406,23 +277,15 @@ def render_card(
 ) -> str:
     splits = read_splits(benchmark)
     metadata = read_metadata(benchmark)
-    captions_meta = metadata["sensitive_set_captions_metadata.json"]
-    identities_meta = metadata["identities_metadata.json"]
-    fragile_ids = metadata["fragile_set_ids.json"]
-    for name, value in (
-        ("sensitive_set_captions_metadata.json", captions_meta),
-        ("identities_metadata.json", identities_meta),
-    ):
-        if not isinstance(value, dict):
-            raise ValueError(f"--benchmark {benchmark}: {name} must be a JSON object")  # noqa: TRY004
-    if not isinstance(fragile_ids, list):
-        raise ValueError(f"--benchmark {benchmark}: fragile_set_ids.json must be a JSON list")  # noqa: TRY004
+    captions_meta = metadata[CAPTIONS_JSON]
+    identities_meta = metadata[IDENTITIES_JSON]
+    fragile_ids = metadata[FRAGILE_JSON]
     derived = derived_splits(splits, [str(x) for x in fragile_ids])
     fields, count_rows = count_table(splits, derived, captions_meta)
     people = sensitive_identities(splits)
     country_list = countries(identities_meta, people)
     domains = email_domains(identities_meta)
-    seed = resolve_seed(config, metadata.get("splits_summary.json"), config_path)
+    seed = resolve_seed(config, metadata.get(SUMMARY_JSON), config_path)
 
     out = ["---", yaml.safe_dump(front_matter(splits, config.get("run")), sort_keys=False).strip()]
     out += ["---", ""]

@@ -1,6 +1,6 @@
 """The look vocabulary: the named traits a face is made of, and how a look reads in English.
 
-Looks are backend-independent named values (``salmu.faces`` draws them, the procedural renderer
+Looks are backend-independent named values (``salmu.look_draws`` draws them, the procedural renderer
 turns the palettes' colours into pixels, the diffusers backend and the captions turn the names
 into words), so the trait names and their phrases live here, once.
 """

@@ -24,11 +24,18 @@ import pyarrow.parquet as pq
 
 from salmu.io import ensure_parent, read_json, read_parquet, write_json
 from salmu.looks import IDENTITY_LOOK_KEYS
+from salmu.released_layout import (
+    CAPTIONS_JSON,
+    FRAGILE_JSON,
+    FRAGILE_SCORES_JSON,
+    GENERIC_CAPTIONS_JSON,
+    IDENTITIES_JSON,
+    SENSITIVE_SPLITS,
+    SUMMARY_JSON,
+)
 from salmu.sections.splits import SplitsSettings
 from salmu.seeding import stream
 
-SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
-SENSITIVE_SPLITS = ("forget", "holdout_association", "holdout_identity")
 # The Hugging Face `datasets` feature spec stored in the parquet schema, so that
 # `datasets.load_dataset(<dir>)` decodes `image` as an Image feature, as in the release.
 HF_FEATURES = {
@@ -172,7 +179,7 @@ def build_splits(
         "file_name"
     )
     metadata = {
-        "sensitive_set_captions_metadata.json": {
+        CAPTIONS_JSON: {
             r["file_name"]: {
                 "caption": r["text"],
                 "data_field": r["data_field"],
@@ -184,12 +191,10 @@ def build_splits(
             }
             for r in sensitive.iter_rows(named=True)
         },
-        "sensitive_set_generic_captions.json": dict(
-            zip(sensitive["file_name"], sensitive["generic_text"])
-        ),
-        "fragile_set_ids.json": select_fragile(scores, fragile_fraction),
-        "fragile_set_all_similarities.json": scores,
-        "splits_summary.json": {
+        GENERIC_CAPTIONS_JSON: dict(zip(sensitive["file_name"], sensitive["generic_text"])),
+        FRAGILE_JSON: select_fragile(scores, fragile_fraction),
+        FRAGILE_SCORES_JSON: scores,
+        SUMMARY_JSON: {
             "seed": seed,
             "holdout_identity_fraction": holdout_fraction,
             "partial_forget_fraction": partial_fraction,
@@ -247,8 +252,8 @@ def run(args: argparse.Namespace) -> None:
         write_hf_split(frame, split_file(args.out_dir, name))
     write_json(
         kept_identities(read_json(args.identities), captions),
-        Path(args.out_dir) / "identities_metadata.json",
+        Path(args.out_dir) / IDENTITIES_JSON,
     )
     for file_name, content in metadata.items():
         write_json(content, Path(args.out_dir) / file_name)
-    print(json.dumps(metadata["splits_summary.json"]["rows"]))
+    print(json.dumps(metadata[SUMMARY_JSON]["rows"]))

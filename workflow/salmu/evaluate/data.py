@@ -1,13 +1,8 @@
 """Load a benchmark directory in the released Hugging Face layout and build the derived splits.
 
-Layout (docs/protocol.md §1.4): ``data/{split}-*.parquet`` for the four released splits (sorted shard files,
-concatenated in that order, so per-row score lists follow the official row order) plus metadata
-JSONs at the root. Derived splits follow the official ``load_benchmark_data`` (docs/protocol.md §1.3):
-
-- ``retain_joint``    = retain_synth rows whose identity_id is set and is a forget identity;
-- ``retain_disjoint`` = retain_synth rows whose identity_id is null;
-- ``fragile_set``     = retain_disjoint rows whose file_name is in ``fragile_set_ids.json``;
-- ``forget_identity`` = forget rows whose identity_id is not a holdout_association identity.
+The layout and the derived splits (the official ``load_benchmark_data``) are defined in
+``salmu.released_layout``: sorted shard files, concatenated in that order, so per-row score lists
+follow the official row order.
 
 Every split table keeps a ``row`` column: the row's index in its *base* split (``BASE_OF``), so
 image embeddings are computed once per base split and derived splits are index subsets.
@@ -36,8 +31,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from salmu.io import PARQUET_ERRORS, parquet_columns, read_json, read_parquet, unreadable
+from salmu.released_layout import (
+    CAPTIONS_JSON,
+    FRAGILE_JSON,
+    IDENTITIES_JSON,
+    derive_splits,
+    shard_paths,
+)
+from salmu.released_layout import SPLITS as BASE_SPLITS
 
-BASE_SPLITS = ("forget", "holdout_association", "holdout_identity", "retain_synth")
 # Derived split -> the released split its rows (and image embeddings) come from.
 BASE_OF = {
     **{split: split for split in BASE_SPLITS},
@@ -48,9 +50,6 @@ BASE_OF = {
 }
 ALL_SPLITS = tuple(BASE_OF)
 TABLE_COLUMNS = ("text", "identity_id", "file_name")
-IDENTITIES_JSON = "identities_metadata.json"
-CAPTIONS_JSON = "sensitive_set_captions_metadata.json"
-FRAGILE_JSON = "fragile_set_ids.json"
 GENKNOW_COLUMNS = ("file_name", "label", "classname", "image")
 
 
@@ -76,17 +75,6 @@ class Benchmark:
 
 
 # ----------------------------------------------------------------------------- parquet access
-def shard_paths(root: str | Path, split: str) -> list[Path]:
-    """Sorted shard files of one released split; a missing split is an error, not an empty one."""
-    pattern = f"{split}-*.parquet"
-    paths = sorted((Path(root) / "data").glob(pattern))
-    if not paths:
-        raise FileNotFoundError(
-            f"{Path(root) / 'data' / pattern}: no shard files for split {split!r}"
-        )
-    return paths
-
-
 def read_split_table(root: str | Path, split: str) -> pl.DataFrame:
     """The split's rows without images: ``row, text, identity_id, file_name`` (shard order)."""
     frames = []
@@ -159,24 +147,7 @@ def files_fingerprint(paths: list[Path]) -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
 
 
-# ----------------------------------------------------------------------------- derived splits
-def derive_splits(
-    tables: dict[str, pl.DataFrame], fragile_ids: list[str]
-) -> dict[str, pl.DataFrame]:
-    """Add the four derived splits to the four released ones, exactly as the official loader."""
-    forget, retain = tables["forget"], tables["retain_synth"]
-    forget_ids = forget["identity_id"].drop_nulls().unique().to_list()
-    holdout_assoc_ids = tables["holdout_association"]["identity_id"].drop_nulls().unique().to_list()
-    ident = pl.col("identity_id")
-    out = dict(tables)
-    out["retain_joint"] = retain.filter(ident.is_not_null() & ident.is_in(forget_ids))
-    out["retain_disjoint"] = retain.filter(ident.is_null())
-    out["fragile_set"] = out["retain_disjoint"].filter(pl.col("file_name").is_in(fragile_ids))
-    # pandas' ~isin keeps null ids; polars' is_in gives null there, so fill with False to match.
-    out["forget_identity"] = forget.filter(~ident.is_in(holdout_assoc_ids).fill_null(False))
-    return out
-
-
+# ----------------------------------------------------------------------------- distractors
 def draw_distractors(
     forget_texts: list[str], retain_texts: list[str], n: int, seed: int
 ) -> tuple[list[str], list[str]]:

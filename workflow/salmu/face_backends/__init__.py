@@ -1,9 +1,9 @@
 """Face renderers behind one interface, chosen by name (``salmu faces --backend NAME``).
 
-``salmu.faces`` owns *what* to draw: every identity's look, and per image a
-``PlannedImage`` (size, per-image variation, seed). A backend owns *how*: it gets one identity at a
-time, with all of that identity's planned images, and returns one image per plan row. Working per
-identity lets a generative backend make one anchor portrait per identity and then batch the
+``salmu.faces`` owns *what* to draw: every identity's look (from ``salmu.look_draws``), and per
+image a ``PlannedImage`` (size, per-image variation, seed). A backend owns *how*: it gets one
+identity at a time, with all of that identity's planned images, and returns one image per plan row.
+Working per identity lets a generative backend make one anchor portrait per identity and then batch the
 identity's variants; a per-image renderer just loops.
 
 Backends are registered as ``"module:Class"`` strings and imported only when asked for, so the

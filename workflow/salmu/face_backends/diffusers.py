@@ -37,142 +37,23 @@ the config key to fix.
 from __future__ import annotations
 
 import contextlib
-import json
-import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from salmu.face_backends import Identity, PlannedImage
-from salmu.io import read_json
-from salmu.looks import hair_phrase
-from salmu.sections.faces import DIFFUSERS_DTYPES as DTYPES
-from salmu.sections.faces import FaceDiffusersSettings
-from salmu.seeding import stream
-
-DEFAULT_NEGATIVE_PROMPT = (
-    "cartoon, anime, drawing, painting, illustration, 3d render, deformed face, disfigured, "
-    "blurry, low quality, watermark, text, two people, nsfw"
+from salmu.face_backends.diffusers_prompts import (
+    DEFAULT_NEGATIVE_PROMPT,
+    anchor_prompt,
+    variant_prompt,
 )
-
-AGE_WORDS = {"young": "young adult", "middle-aged": "middle-aged", "older": "elderly"}
-GENDER_NOUNS = {"female": "woman", "male": "man"}
-GARMENTS = ("shirt", "t-shirt", "button-up shirt", "polo shirt", "collared shirt")
-SMILES = ("smiling", "slight smile", "broad smile", "laughing")
-NEUTRALS = ("neutral expression", "calm expression", "serious expression", "relaxed expression")
-
-
-def source(option: str) -> str:
-    """``--flag (config key faces.diffusers.option)`` for error messages."""
-    flag = FaceDiffusersSettings.flag(option)
-    return f"{flag} (config key {FaceDiffusersSettings.section}.{option})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Prompts
-# ---------------------------------------------------------------------------------------------
-
-
-def person_phrase(identity: Identity) -> str:
-    person = f"{AGE_WORDS.get(identity.age_band, identity.age_band)} "
-    person += GENDER_NOUNS.get(identity.gender, "person")
-    return f"{person} from {identity.country}" if identity.country else person
-
-
-def identity_traits(look: dict[str, Any], *, full: bool = True) -> list[str]:
-    """The stable look as prompt phrases. ``full`` adds face shape and "clean-shaven" (anchor only:
-    variants get the face from the anchor, and CLIP reads 77 tokens at most)."""
-    traits = [
-        f"{look['skin_tone']} skin",
-        hair_phrase(look, articles=False),
-        f"{look['eye_color']} eyes",
-    ]
-    if full:
-        traits.append(f"{look['face_shape']} face")
-    if look["glasses"]:
-        traits.append("glasses")
-    if look["beard"]:
-        traits.append("full beard")
-    elif full and look["gender"] == "male":
-        traits.append("clean-shaven")
-    return traits
-
-
-def anchor_prompt(look: dict[str, Any], identity: Identity) -> str:
-    return ", ".join(
-        [
-            f"close-up studio portrait photo of a {person_phrase(identity)}",
-            *identity_traits(look),
-            "neutral expression, looking straight at the camera",
-            "plain light gray background, soft even lighting, sharp focus, photorealistic",
-        ]
-    )
-
-
-def _pose(variation: dict[str, Any]) -> str:
-    turn = variation["yaw"] / 0.14  # the plan draws yaw in [-0.14, 0.14]
-    side = "left" if turn < 0 else "right"
-    if abs(turn) < 0.25:
-        pose = "facing the camera"
-    elif abs(turn) < 0.65:
-        pose = f"head turned slightly {side}"
-    else:
-        pose = f"three-quarter view to the {side}"
-    if abs(variation["tilt"]) > 5.0:
-        pose += ", head tilted"
-    return pose
-
-
-def _framing(variation: dict[str, Any]) -> str:
-    if variation["zoom"] < 0.96:
-        return "head and shoulders shot"
-    if variation["zoom"] > 1.04:
-        return "tight close-up"
-    return "portrait"
-
-
-def _lighting(variation: dict[str, Any]) -> str:
-    angle = variation["light_angle"] % 360.0  # image coordinates: 90 degrees points down
-    direction = ("the right", "below", "the left", "above")[int(((angle + 45.0) % 360.0) // 90.0)]
-    light = "dramatic" if variation["light_strength"] > 0.1 else "soft"
-    tone = variation["tint"][0] - variation["tint"][2]  # red minus blue
-    warmth = " warm" if tone > 0.04 else " cool" if tone < -0.04 else ""
-    level = (
-        "bright "
-        if variation["brightness"] > 1.07
-        else "dim "
-        if variation["brightness"] < 0.93
-        else ""
-    )
-    return f"{level}{light}{warmth} light from {direction}"
-
-
-def variant_prompt(look: dict[str, Any], identity: Identity, image: PlannedImage) -> str:
-    """One planned image as a prompt: the stable look plus this image's variation."""
-    var = image.variation
-    rng = stream(image.seed, "prompt")  # extra wording, independent of the plan's draws
-    garment = GARMENTS[int(rng.integers(len(GARMENTS)))]
-    expressions = SMILES if var["expression"] == "smile" else NEUTRALS
-    expression = expressions[int(rng.integers(len(expressions)))]
-    # Caption-relevant words first (look, shirt, background): CLIP truncates at 77 tokens.
-    return ", ".join(
-        [
-            f"{_framing(var)} photo of a {person_phrase(identity)}",
-            *identity_traits(look, full=False),
-            f"{var['shirt_color']} {garment}",
-            f"{var['background']} background",
-            expression,
-            _pose(var),
-            _lighting(var),
-            "photorealistic",
-        ]
-    )
-
+from salmu.face_backends.diffusers_weights import locate_ip_adapter, locate_model, source
+from salmu.io import read_json
+from salmu.sections.faces import DIFFUSERS_DTYPES as DTYPES
 
 # ---------------------------------------------------------------------------------------------
 # Sizes
@@ -200,159 +81,6 @@ def fit(image: Image.Image, width: int, height: int) -> Image.Image:
     image = image.resize((w, h), Image.LANCZOS)
     left, top = (w - width) // 2, (h - height) // 2
     return image.crop((left, top, left + width, top + height))
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the weights (no torch / diffusers import, no network when offline)
-# ---------------------------------------------------------------------------------------------
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Where to load from: a local folder, or a hub id (``local_only``: from the cache only)."""
-
-    ref: str
-    folder: Path | None  # local folder or cached snapshot; None when it will be downloaded
-    local_only: bool
-
-
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.is_offline_mode())
-
-
-def _cache_dir() -> str:
-    from huggingface_hub import constants
-
-    return str(constants.HF_HUB_CACHE)
-
-
-def _cached_file(repo_id: str, filename: str) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, filename)
-    return Path(found) if isinstance(found, str) else None
-
-
-def locate(ref: str | None, option: str, required: Sequence[str], hint: str) -> Weights:
-    """Check that ``ref`` (a folder or hub id) holds ``required`` files, without downloading.
-
-    Raises ``ValueError`` naming the flag and config key of ``option`` and what to put there.
-    """
-    where = source(option)
-    if ref is None or not str(ref).strip():
-        raise ValueError(f"{where} is not set; {hint}")
-    ref = str(ref).strip()
-    path = Path(ref).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"{where}: {ref!r} is a file, not a folder; {hint}")
-        missing = [name for name in required if not (path / name).is_file()]
-        if missing:
-            raise ValueError(f"{where}: folder {ref!r} has no {', '.join(missing)}; {hint}")
-        return Weights(str(path), path, True)
-    if ref.startswith(("/", ".", "~")) or not _HUB_ID.match(ref):
-        raise ValueError(f"{where}: no such folder {ref!r}; {hint}")
-    try:
-        cached = [_cached_file(ref, name) for name in required]
-    except Exception as err:  # invalid repo id etc.: huggingface_hub's own validation
-        raise ValueError(f"{where}: {ref!r} is not a valid hub id ({err}); {hint}") from None
-    if all(cached):
-        # The snapshot root: up from the first file by its depth inside the repository.
-        folder = cached[0].parents[len(Path(required[0]).parts) - 1]
-        return Weights(ref, folder, True)
-    missing = [name for name, hit in zip(required, cached) if not hit]
-    if _hub_offline():
-        raise ValueError(
-            f"{where}: {ref!r} is not a local folder, and the local Hugging Face cache "
-            f"({_cache_dir()}) lacks {', '.join(missing)} while the hub is offline "
-            f"(HF_HUB_OFFLINE=1); {hint}"
-        )
-    from huggingface_hub import hf_hub_download
-
-    try:
-        hf_hub_download(ref, required[0])
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ValueError(
-            f"{where}: {ref!r} is not a local folder, not in the local Hugging Face cache "
-            f"({_cache_dir()}) and not reachable on the hub ({type(err).__name__}: {first}); {hint}"
-        ) from None
-    return Weights(ref, None, False)
-
-
-def _pipeline_components(folder: Path) -> list[str]:
-    """Component folders ``model_index.json`` names (the safety checker is never loaded)."""
-    try:
-        index = read_json(folder / "model_index.json")
-    except (OSError, json.JSONDecodeError):
-        return []
-    return [
-        name
-        for name, value in index.items()
-        if not name.startswith("_")
-        and name != "safety_checker"
-        and isinstance(value, list)
-        and value
-        and value[0] is not None
-    ]
-
-
-def locate_model(model: str | None) -> Weights:
-    hint = (
-        "put a diffusers text-to-image pipeline there (Stable Diffusion 1.x/2.x/XL): a folder "
-        "written by DiffusionPipeline.save_pretrained (it has model_index.json), or a Hugging Face "
-        "hub id already in the local cache (fetch it once with `hf download <id>` where there is "
-        "internet, or point HF_HUB_CACHE at a cache that has it)"
-    )
-    weights = locate(model, "model", ["model_index.json"], hint)
-    if weights.folder is not None:
-        absent = [
-            c for c in _pipeline_components(weights.folder) if not (weights.folder / c).is_dir()
-        ]
-        if absent and weights.ref != str(weights.folder) and not _hub_offline():
-            return Weights(weights.ref, None, False)  # partly cached: diffusers fetches the rest
-        if absent:
-            raise ValueError(
-                f"{source('model')}: {model!r} is incomplete: no component folder(s) "
-                f"{', '.join(absent)} next to model_index.json; {hint}"
-            )
-    return weights
-
-
-def ip_adapter_files(subfolder: str, weight_name: str, image_encoder: str) -> list[str]:
-    """Files an IP-Adapter repository must hold, as diffusers' ``load_ip_adapter`` looks them up:
-    the weights in ``subfolder``; the image encoder in ``subfolder/image_encoder`` for a bare
-    name, or at ``image_encoder`` from the repository root for a path with a ``/``."""
-    encoder = Path(subfolder, image_encoder) if "/" not in image_encoder else Path(image_encoder)
-    return [Path(subfolder, weight_name).as_posix(), (encoder / "config.json").as_posix()]
-
-
-def locate_ip_adapter(
-    ip_adapter: str | None, subfolder: str, weight_name: str | None, image_encoder: str | None
-) -> Weights:
-    if not weight_name:
-        raise ValueError(
-            f"{source('ip_adapter_weight_name')} is not set; put the IP-Adapter weight file name "
-            "there (a .safetensors or .bin inside the IP-Adapter repository's subfolder, e.g. an "
-            "SD 1.5 face adapter)"
-        )
-    if not image_encoder:
-        raise ValueError(
-            f"{source('ip_adapter_image_encoder')} is empty; the anchor is passed to the adapter "
-            "as an image, so it needs the adapter's CLIP image encoder folder (e.g. image_encoder)"
-        )
-    required = ip_adapter_files(subfolder, weight_name, image_encoder)
-    hint = (
-        f"put an IP-Adapter repository there (a local folder or a hub id in the local cache) "
-        f"holding {' and '.join(required)}; the file and folder names come from "
-        f"{source('ip_adapter_subfolder')}, {source('ip_adapter_weight_name')} and "
-        f"{source('ip_adapter_image_encoder')}"
-    )
-    return locate(ip_adapter, "ip_adapter", required, hint)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The offline ``procedural`` face renderer: vector faces drawn with Pillow.
 
-Moved out of ``salmu.faces`` unchanged (pixels are byte-identical). It reads the trait palettes
-(named colours and shapes) from ``salmu.faces``, which owns the look vocabulary.
+It reads the trait palettes (named colours and shapes) from ``salmu.looks``, which owns the look
+vocabulary.
 """
 
 from __future__ import annotations
