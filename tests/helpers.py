@@ -61,3 +61,29 @@ def evaluation(state, mrr, genknow, holdout, with_ci=True, outcomes=(1, 2), hits
         cis=cis,
         bootstrap={"resamples": 10, "ci_level": 0.95} if with_ci else None,
     )
+
+
+def put_in_hub_cache(
+    cache: Path,
+    repo_id: str,
+    files: dict[str, Path],
+    revision: str = "a" * 40,
+    kind: str = "models",
+) -> Path:
+    """Lay ``files`` out as a Hugging Face cache holds a downloaded repository
+    (``<kind>--org--name/snapshots/<revision>/`` and ``refs/main``), as ``hf download`` would;
+    returns the snapshot folder. ``kind``: "models" or "datasets"."""
+    import shutil
+
+    repo = cache / f"{kind}--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / revision
+    for name, source in files.items():
+        target = snapshot / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if Path(source).is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(source, target)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot

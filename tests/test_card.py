@@ -228,3 +228,16 @@ def test_unreserved_email_domain_is_flagged(tmp_path):
     assert run_card(bench, tmp_path, "--git-commit", "x") == 0
     text = (bench / "README.md").read_text()
     assert "**Warning:** gmail.com is not an RFC 2606 reserved domain" in text
+
+
+def test_datasets_reads_the_cards_splits_with_their_sizes(bench):
+    # datasets' own YAML reader: a split without num_bytes is "malformed" there.
+    from datasets import DatasetInfo
+
+    info = DatasetInfo._from_yaml_dict(
+        front_matter((bench / "README.md").read_text())["dataset_info"]
+    )
+    for split in card.SPLITS:
+        frame = parquet(bench, split)
+        assert info.splits[split].num_examples == frame.height
+        assert info.splits[split].num_bytes > 0

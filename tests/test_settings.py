@@ -110,10 +110,11 @@ def test_docs_settings_md_is_generated_from_the_classes():
 
 
 def test_every_config_section_with_settings_has_a_class():
-    """A section of config.yaml is either a settings class's or the workflow's (run, external)."""
+    """A section of config.yaml is either a settings class's or the workflow's (run, external,
+    export, artifacts)."""
     nested = {s.section for s in SECTIONS}
     top = {name.split(".")[0] for name in nested}
-    assert set(CONFIG) - top == {"run", "seed", "external"}
+    assert set(CONFIG) - top == {"run", "seed", "external", "export", "artifacts"}
     for section in SECTIONS:  # every mapping-valued key of a section is a nested section
         for key, value in section_mapping(CONFIG, section.section).items():
             if isinstance(value, dict) and key != "methods":

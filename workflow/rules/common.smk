@@ -18,7 +18,14 @@ from salmu.sections.faces import renderer_flags
 from salmu.sections.unlearn import method_flags as unlearn_method_flags
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
-from salmu.released_layout import METADATA_JSONS, SPLITS
+from salmu.released_layout import METADATA_JSONS, REQUIRED_JSONS, SPLITS
+from salmu.artifacts import (
+    REFERENCE_ROLES,
+    benchmark_folder,
+    checkpoint_file,
+    imported_roles,
+    released_mode,
+)
 
 # Nested --config values arrive as strings; parse those the schema types as numbers first.
 coerce_command_line(
@@ -50,6 +57,15 @@ def section_flags(*sections, exclude=("threads",)):
         return flags
 
     return params
+
+
+# Released-artifacts mode (salmu.artifacts): what comes from outside instead of being made here.
+RELEASED = released_mode(config)
+OUTSIDE_BENCHMARK = benchmark_folder(config) if RELEASED else None
+IMPORTED = imported_roles(config)
+# A role is either imported or trained; "(?!)" matches nothing.
+IMPORTED_PATTERN = "|".join(IMPORTED) or "(?!)"
+TRAINED_PATTERN = "|".join(r for r in REFERENCE_ROLES if r not in IMPORTED) or "(?!)"
 
 
 def face_renderer_flags(wildcards):
@@ -151,6 +167,8 @@ def split_parquet(split):
 def shard_inputs(wildcards):
     """Parquet files that make up one training source."""
     benchmark = f"results/{wildcards.run}/benchmark/data/{{}}-00000-of-00001.parquet"
+    if wildcards.source == "retain" and RELEASED:
+        return [benchmark.format("retain_synth")]
     if wildcards.source == "retain":
         retain = []
         if config["retain"]["backend"] == "synthetic":
@@ -182,7 +200,13 @@ def train_sources(wildcards):
 
 def retain_shard_dirs(wildcards):
     """Every shard directory of retain data: our own shards (synthetic scenes and/or
-    retain_synth) plus the CommonPool download with that backend."""
+    retain_synth) plus the CommonPool download with that backend; in released-artifacts mode,
+    retain_synth plus the folders of artifacts.retain_shards."""
+    if RELEASED:
+        return [
+            f"results/{wildcards.run}/shards/retain",
+            *config["artifacts"]["retain_shards"],
+        ]
     commonpool = config["retain"]["backend"] == "commonpool"
     own = not commonpool or config["train"]["include_retain_synth"]
     sources = (["retain"] if own else []) + (["commonpool"] if commonpool else [])
@@ -236,6 +260,81 @@ def train_inputs(wildcards):
         inputs["leakcheck"] = (
             f"results/{wildcards.run}/audits/clean_has_no_sensitive.json"
         )
+    return inputs
+
+
+def model_config(wildcards):
+    """The open_clip config a state's checkpoint loads into: an imported reference model's own
+    (unlearned models have Compromised's), else train.model_dir's."""
+    base = "clean" if wildcards.get("state") == "clean" else "compromised"
+    if base in IMPORTED:
+        return f"results/{wildcards.run}/models/{base}/open_clip_config.json"
+    return str(Path(config["train"]["model_dir"], "open_clip_config.json"))
+
+
+def genknow_input(wildcards):
+    """The GenKnow set: this run's own, or artifacts.genknow in released mode (may be none)."""
+    if not RELEASED:
+        return [f"results/{wildcards.run}/data/genknow.parquet"]
+    return [config["artifacts"]["genknow"]] if config["artifacts"]["genknow"] else []
+
+
+def genknow_flag(wildcards, input):
+    return f"--genknow {shlex.quote(input.genknow[0])}" if input.genknow else ""
+
+
+def outside_benchmark_folder(wildcards):
+    return str(OUTSIDE_BENCHMARK)
+
+
+def outside_benchmark_files(wildcards):
+    """The outside benchmark's shards and required metadata (a change there reruns the import)."""
+    shards = sorted(str(p) for p in Path(OUTSIDE_BENCHMARK, "data").glob("*.parquet"))
+    return shards + [str(Path(OUTSIDE_BENCHMARK, name)) for name in REQUIRED_JSONS]
+
+
+def outside_model_inputs(wildcards):
+    inputs = {}
+    weights = checkpoint_file(config, wildcards.base)
+    if weights is not None:
+        inputs["checkpoint"] = str(weights)
+    model = config["artifacts"][wildcards.base]["model"]
+    if Path(model).is_dir():
+        inputs["model"] = model
+    return inputs
+
+
+def outside_model_flags(wildcards):
+    """--model / --checkpoint of one imported reference model (hub files resolved to the cache)."""
+    pairs = [
+        ("--model", config["artifacts"][wildcards.base]["model"]),
+        ("--checkpoint", checkpoint_file(config, wildcards.base)),
+    ]
+    return " ".join(
+        f"{flag} {shlex.quote(str(value))}" for flag, value in pairs if value
+    )
+
+
+def reference_sources(wildcards):
+    """source.json of every imported reference model (what vs_paper names them by)."""
+    return [f"results/{wildcards.run}/models/{role}/source.json" for role in IMPORTED]
+
+
+def export_states():
+    """Clean and Compromised, plus every unlearned state with export.unlearned."""
+    states = model_states()
+    return states if config["export"]["unlearned"] else states[:2]
+
+
+def export_inputs(wildcards):
+    run = f"results/{wildcards.run}"
+    inputs = {
+        "checkpoints": [f"{run}/models/{s}/checkpoint.pt" for s in export_states()],
+        "evaluations": [f"{run}/eval/{s}/evaluation.json" for s in export_states()],
+        "splits": [split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES],
+    }
+    if not RELEASED:
+        inputs["card"] = f"{run}/benchmark/README.md"
     return inputs
 
 

@@ -3,8 +3,8 @@ rule evaluate:
         checkpoint="results/{run}/models/{state}/checkpoint.pt",
         splits=[split_parquet(s) for s in SPLIT_NAMES],
         metadata=expand("results/{{run}}/benchmark/{name}", name=BENCHMARK_JSONS),
-        genknow="results/{run}/data/genknow.parquet",
-        model_dir=config["train"]["model_dir"],
+        genknow=genknow_input,
+        model_config=model_config,
     output:
         "results/{run}/eval/{state}/evaluation.json",
     log:
@@ -22,11 +22,13 @@ rule evaluate:
         benchmark_dir=benchmark_dir,
         cache_dir=evaluation_cache_dir,
         settings=section_flags("evaluate"),
+        genknow=genknow_flag,
+        model_dir=lambda wildcards, input: Path(input.model_config).parent,
     shell:
         recorded(
             "evaluate",
-            "salmu evaluate --benchmark {params.benchmark_dir} --genknow {input.genknow}"
-            " --model-dir {input.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
+            "salmu evaluate --benchmark {params.benchmark_dir} {params.genknow}"
+            " --model-dir {params.model_dir} --checkpoint {input.checkpoint} --state {wildcards.state}"
             " --out {output} --cache-dir {params.cache_dir} {params.settings}"
             " --threads {threads} > {log} 2>&1",
         )

@@ -8,6 +8,8 @@ rule train:
         "results/{run}/logs/train_{base}.log",
     benchmark:
         "results/{run}/benchmarks/train_{base}.tsv"
+    wildcard_constraints:
+        base=TRAINED_PATTERN,
     conda:
         SALMU_ENV
     threads: config["train"]["threads"]

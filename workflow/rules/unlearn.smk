@@ -3,7 +3,7 @@ rule unlearn:
         compromised="results/{run}/models/compromised/checkpoint.pt",
         forget="results/{run}/shards/forget",
         retain=retain_shard_dirs,
-        model_dir=config["train"]["model_dir"],
+        model_config=model_config,
         # Fails the workflow, before any unlearning, if a holdout sample reached these inputs.
         audit="results/{run}/audits/unlearning_has_no_holdout.json",
     output:
@@ -23,11 +23,12 @@ rule unlearn:
     params:
         method=method_flags,
         settings=section_flags("unlearn"),
+        model_dir=lambda wildcards, input: Path(input.model_config).parent,
     shell:
         recorded(
             "unlearn",
             "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
-            " --seed {wildcards.seed} --model-dir {input.model_dir}"
+            " --seed {wildcards.seed} --model-dir {params.model_dir}"
             " --checkpoint {input.compromised} --forget-shards {input.forget}"
             " --retain-shards {input.retain} {params.method} {params.settings}"
             " --threads {threads} --out {output.checkpoint} --report {output.report} > {log} 2>&1",

@@ -45,6 +45,8 @@ from salmu.released_layout import (
     IDENTITIES_JSON,
     SPLITS,
     SUMMARY_JSON,
+    shard_paths,
+    split_sizes,
 )
 
 METADATA_FILES = {  # in METADATA_JSONS' order
@@ -177,7 +179,11 @@ def size_category(n: int) -> str:
     return "100K<n<1M" if n < 1_000_000 else "1M<n<10M"
 
 
-def front_matter(splits: dict[str, pl.DataFrame], run_name: object) -> dict:
+def front_matter(
+    splits: dict[str, pl.DataFrame], run_name: object, sizes: dict[str, dict[str, int]]
+) -> dict:
+    """``sizes``: per split ``num_examples`` and ``num_bytes`` (``released_layout.split_sizes``);
+    ``datasets`` warns that the splits field is malformed without ``num_bytes``."""
     total = sum(frame.height for frame in splits.values())
     pretty = "SALMUBench (regenerated)"
     if run_name:
@@ -199,7 +205,7 @@ def front_matter(splits: dict[str, pl.DataFrame], run_name: object) -> dict:
         ],
         "dataset_info": {
             "features": FEATURES,
-            "splits": [{"name": split, "num_examples": splits[split].height} for split in SPLITS],
+            "splits": [{"name": split, **sizes[split]} for split in SPLITS],
         },
     }
 
@@ -286,8 +292,12 @@ def render_card(
     country_list = countries(identities_meta, people)
     domains = email_domains(identities_meta)
     seed = resolve_seed(config, metadata.get(SUMMARY_JSON), config_path)
+    sizes = {split: split_sizes(shard_paths(benchmark, split)) for split in SPLITS}
 
-    out = ["---", yaml.safe_dump(front_matter(splits, config.get("run")), sort_keys=False).strip()]
+    out = [
+        "---",
+        yaml.safe_dump(front_matter(splits, config.get("run"), sizes), sort_keys=False).strip(),
+    ]
     out += ["---", ""]
     out += [
         "# SALMUBench (regenerated)",

@@ -17,6 +17,14 @@ STAGES = {
     "captions": ("salmu.captions", "sensitive and generic captions for every image"),
     "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
     "card": ("salmu.card", "Hugging Face dataset card (README.md) for the benchmark directory"),
+    "import-benchmark": (
+        "salmu.import_benchmark",
+        "released-artifacts mode: an outside benchmark folder becomes this run's",
+    ),
+    "import-model": (
+        "salmu.import_model",
+        "released-artifacts mode: an outside Clean / Compromised becomes this run's",
+    ),
     "retain": ("salmu.retain", "synthetic retain scenes and the GenKnow zero-shot set"),
     "commonpool": ("salmu.commonpool", "DataComp CommonPool retain shards via img2dataset"),
     "shards": ("salmu.shards", "webdataset training shards"),
@@ -27,6 +35,8 @@ STAGES = {
     "table": ("salmu.table", "collect evaluations into the results table"),
     "compare": ("salmu.compare", "paired bootstrap: is method A better than B on RetFail, GenKnow"),
     "fidelity": ("salmu.fidelity", "the paper's failure modes vs this run's, and the tier targets"),
+    "vs-paper": ("salmu.vs_paper", "every measured metric beside its published value"),
+    "export": ("salmu.export", "models and data in the form the authors released theirs"),
     "plots": ("salmu.plots", "forgetting-vs-utility trade-off plots from the results table"),
     "record": ("salmu.provenance", "run one stage and write its provenance record"),
     "audit": ("salmu.audit", "the lineage of a result file, with anything stale flagged"),

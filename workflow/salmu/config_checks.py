@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from salmu.artifacts import benchmark_folder, check_artifacts, released_mode
 from salmu.io import read_json
 from salmu.unlearn.registry import (
     accepted_hyperparameters,
@@ -27,7 +28,9 @@ def check_config(config: dict, overlays: Iterable[str | Path], defaults: dict) -
     """Every check below; ``overlays``: the ``--configfile`` files, ``defaults``: config.yaml."""
     check_overlays_remove_nothing(overlays, defaults)
     check_methods(config["unlearn"])
-    check_required_models(config)
+    check_artifacts(config, selected_methods(config["unlearn"]))
+    if not released_mode(config):  # nothing of the dataset is generated in released mode
+        check_required_models(config)
     check_local_paths(config)
     check_distractors(config)
     check_main_budget(config)
@@ -166,7 +169,9 @@ def data_config(config: dict) -> dict:
 def distractor_pools(config: dict) -> tuple[dict[str, int], str]:
     """Sizes of the two RetFail distractor pools (forget, retain_disjoint): the regenerated
     benchmark's counts when it was made with this data config, else what the config makes
-    before face filtering."""
+    before face filtering; in released-artifacts mode, the outside benchmark's rows."""
+    if released_mode(config):
+        return outside_pools(benchmark_folder(config))
     run = Path("results", config["run"])
     summary, made_with = run / "benchmark" / "splits_summary.json", run / "config.data.json"
     current = json.loads(json.dumps(data_config(config)))
@@ -185,6 +190,19 @@ def distractor_pools(config: dict) -> tuple[dict[str, int], str]:
         "retain_disjoint": faces["anonymous_identities"] * faces["images_per_anonymous"],
     }
     return pools, "the personas, faces and splits settings"
+
+
+def outside_pools(folder: Path) -> tuple[dict[str, int], str]:
+    import pyarrow.parquet as pq
+
+    from salmu.released_layout import shard_paths
+
+    forget = sum(pq.ParquetFile(p).metadata.num_rows for p in shard_paths(folder, "forget"))
+    disjoint = sum(
+        pq.read_table(p, columns=["identity_id"])["identity_id"].null_count
+        for p in shard_paths(folder, "retain_synth")
+    )
+    return {"forget": forget, "retain_disjoint": disjoint}, str(folder)
 
 
 def check_distractors(config: dict) -> None:

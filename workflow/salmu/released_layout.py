@@ -72,3 +72,17 @@ def derive_splits(
     # pandas' ~isin keeps null ids; polars' is_in gives null there, so fill with False to match.
     out["forget_identity"] = forget.filter(~ident.is_in(holdout_assoc_ids).fill_null(False))
     return out
+
+
+def split_sizes(paths: list[Path]) -> dict[str, int]:
+    """``num_examples`` and ``num_bytes`` of a split for a dataset card's ``dataset_info``, read
+    from the parquet footers: bytes are the uncompressed column data, close to the Arrow size
+    ``datasets`` itself records."""
+    import pyarrow.parquet as pq
+
+    rows = size = 0
+    for path in paths:
+        meta = pq.ParquetFile(path).metadata
+        rows += meta.num_rows
+        size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return {"num_examples": rows, "num_bytes": size}
