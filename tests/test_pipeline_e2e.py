@@ -20,7 +20,7 @@ from salmu.io import read_json
 from salmu.plan import estimated_sizes, load_config
 from salmu.unlearn.registry import builtin_methods
 
-from helpers import ROOT, job_counts, snakemake
+from helpers import ROOT, job_counts, put_in_hub_cache, snakemake
 
 pytestmark = pytest.mark.e2e
 RUN = "pytest-e2e"
@@ -467,3 +467,71 @@ def test_forcing_the_compromised_training_retrains_it_from_epoch_0(tiny_run):
     assert "Train Epoch: 0 " in run_log and "resuming checkpoint" not in run_log
     assert checkpoint.stat().st_mtime_ns > stamp.st_mtime_ns
     assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == before
+
+
+def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch):
+    """Export Clean and Compromised as hub repositories, put them in a Hugging Face cache, and
+    run released-artifacts mode on them and on the exported benchmark: the path a user takes
+    with the authors' artifacts."""
+    import yaml
+
+    from salmu.evaluate.layout import flatten
+
+    snakemake("release", "--cores", "2", *CONFIG)
+    release = RESULTS / "release"
+    card = (release / "models" / "compromised" / "README.md").read_text()
+    assert (
+        "Provenance record of the checkpoint: `provenance/models/compromised/checkpoint.pt" in card
+    )
+    assert "| RetFail_MRR |" in card
+    training = pl.read_parquet(
+        release / "salmu-training" / "data" / "sensitive-00000-of-00001.parquet"
+    )
+    sensitive_rows = sum(
+        pl.read_parquet(RESULTS / "benchmark" / "data" / f"{s}-00000-of-00001.parquet").height
+        for s in SENSITIVE
+    )
+    assert training.height == sensitive_rows
+
+    cache = tmp_path / "hub"
+    for role in ("clean", "compromised"):
+        files = {
+            n: release / "models" / role / n
+            for n in ("open_clip_config.json", "open_clip_model.safetensors")
+        }
+        put_in_hub_cache(cache, f"pytest/tiny-{role}", files)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    run = "pytest-released"
+    shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+    overlay = {
+        "run": run,
+        "artifacts": {
+            "benchmark": str(release / "salmubench"),
+            "clean": {"model": "hf-hub:pytest/tiny-clean"},
+            "compromised": {"model": "hf-hub:pytest/tiny-compromised"},
+            "genknow": str(RESULTS / "data" / "genknow.parquet"),
+        },
+        "unlearn": {"only": ["finetune", "neg_grad"], "seeds": [0], "budgets": [1]},
+        "report": {"main_budget": 1},
+    }
+    path = tmp_path / "released.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    result = snakemake("--cores", "2", "--configfile", str(path))
+    counts = job_counts(result.stdout + result.stderr)
+    assert not {"personas", "faces", "captions", "splits", "retain", "train"} & set(counts)
+    out = ROOT / "results" / run
+    for state in ("clean", "compromised"):
+        ours = flatten(read_json(RESULTS / "eval" / state / "evaluation.json"))
+        again = flatten(read_json(out / "eval" / state / "evaluation.json"))
+        assert again == pytest.approx(ours, abs=1e-6), state
+    table = pl.read_parquet(out / "benchmark.parquet")
+    assert sorted(table["state"].to_list()[2:]) == [
+        "unlearned/finetune/x1/seed0",
+        "unlearned/neg_grad/x1/seed0",
+    ]
+    assert all(table["diagnosis"])
+    versus = (out / "vs_paper.md").read_text()
+    assert "compromised: not the released weights" in versus and "| compromised |" in versus
+    source = read_json(out / "models" / "compromised" / "source.json")
+    assert source["weights_hub_id"] == "pytest/tiny-compromised" and source["released"] is None
+    shutil.rmtree(out)
