@@ -530,6 +530,7 @@ def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch)
         "unlearned/neg_grad/x1/seed0",
     ]
     assert all(table["diagnosis"])
+    assert "- compromised: not the released weights" in (out / "benchmark.md").read_text()
     versus = (out / "vs_paper.md").read_text()
     assert "compromised: not the released weights" in versus and "| compromised |" in versus
     source = read_json(out / "models" / "compromised" / "source.json")

@@ -1,6 +1,7 @@
 rule table:
     input:
-        evaluation_jsons,
+        evals=evaluation_jsons,
+        sources=reference_sources,
     output:
         parquet="results/{run}/benchmark.parquet",
         csv=report(
@@ -23,9 +24,12 @@ rule table:
     params:
         prefix=subpath(output.parquet, strip_suffix=".parquet"),
         settings=section_flags("report", "report.diagnosis"),
+        sources=lambda wildcards, input: (
+            " --sources " + " ".join(input.sources) if input.sources else ""
+        ),
     shell:
         recorded(
             "table",
-            "salmu table --evals {input} --out-prefix {params.prefix}"
-            " {params.settings} > {log} 2>&1",
+            "salmu table --evals {input.evals} --out-prefix {params.prefix}"
+            " {params.settings}{params.sources} > {log} 2>&1",
         )

@@ -34,6 +34,7 @@ SOURCE_FLAGS = (
     "--diffusers-ip-adapter",
     "--clip-model",
     "--paraphrase-model",
+    "--model",  # salmu import-model: an outside reference model (hub id or folder)
     "--imagenet-path",
     "--templates",
 )

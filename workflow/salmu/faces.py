@@ -8,8 +8,8 @@ CLIP sees 32x32 pixels and still has to tell the identities apart, so that a mod
 "name <-> face" captions leaks the association.
 
 ``salmu.look_draws`` draws the looks and variations; this module owns the per-image plan (file
-names, aspects, variations, seeds), the table, the contact sheet and the CLI. Rendering goes through the backend interface in
-``salmu.face_backends`` (chosen by name): the offline ``procedural`` backend draws vector faces with
+names, aspects, variations, seeds), the table, the contact sheet and the CLI. Rendering goes
+through the backend interface in ``salmu.face_backends`` (chosen by name): the offline ``procedural`` backend draws vector faces with
 Pillow; the ``diffusers`` backend makes an anchor portrait per identity with a text-to-image model
 and identity-preserving variants with an IP-Adapter. Looks and variations are backend-independent
 named values, so a generative backend turns the same dicts into prompts.

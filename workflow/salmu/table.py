@@ -156,16 +156,27 @@ def summary_markdown(summary: pl.DataFrame, level: float) -> list[str]:
     ]
 
 
+def reference_lines(sources: list[str]) -> list[str]:
+    """What the imported reference models are (``salmu import-model``'s source.json), e.g.
+    "released Compromised (cvc-mmu/...)" or "not the released weights"."""
+    if not sources:
+        return []
+    found = [f"- {read_json(path)['description']}" for path in sources]
+    return ["Reference models from outside this run:", "", *found, ""]
+
+
 def to_markdown(
     table: pl.DataFrame,
     thresholds: diagnose.Thresholds | None = None,
     summary: pl.DataFrame | None = None,
     level: float = seeds.DEFAULT_LEVEL,
+    sources: list[str] = (),
 ) -> str:
     columns = ["state", *METRIC_COLUMNS]
     if "diagnosis" in table.columns:
         columns.append("diagnosis")
-    lines = [] if summary is None else summary_markdown(summary, level)
+    lines = reference_lines(list(sources))
+    lines += [] if summary is None else summary_markdown(summary, level)
     lines += _markdown_rows(columns, table.select(columns).iter_rows())
     details = diagnosis_details(table, thresholds) if "diagnosis" in table.columns else []
     if details:
@@ -200,6 +211,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="writes PREFIX.parquet/.csv/.md and PREFIX_summary.parquet/.csv",
     )
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        default=[],
+        help="source.json of imported reference models (released-artifacts mode)",
+    )
     ReportSettings.add_arguments(parser)
     Thresholds.add_arguments(parser)
 
@@ -214,6 +231,6 @@ def run(args: argparse.Namespace) -> None:
     summary_prefix = prefix.with_name(prefix.name + "_summary")
     write_parquet(summary, summary_prefix.with_suffix(".parquet"))
     summary.write_csv(summary_prefix.with_suffix(".csv"))
-    markdown = to_markdown(table, thresholds, summary, args.seed_interval_level)
+    markdown = to_markdown(table, thresholds, summary, args.seed_interval_level, args.sources)
     prefix.with_suffix(".md").write_text(markdown)
     print(markdown)

@@ -106,10 +106,14 @@ def to_markdown(frame: pl.DataFrame) -> str:
         "Ours: the seed mean at that budget, with the seed interval where there are seeds.",
         "",
     ]
-    for role in ("clean", "compromised"):
-        found = frame.filter(pl.col("model") == role)["weights"]
-        if len(found):
-            lines.append(f"- {found[0]}")
+    described = [frame.filter(pl.col("model") == r)["weights"] for r in ("clean", "compromised")]
+    lines += [f"- {found[0]}" for found in described if len(found)]
+    if any(len(found) and found[0].endswith("trained by this run") for found in described):
+        lines += [
+            "",
+            "Reference models trained by this run: unless this is the paper tier, the run is a "
+            "miniature, and a difference measures its scale, not a failed reproduction.",
+        ]
     lines += [
         "",
         "| model | budget | metric | ours | interval | paper | source | ours − paper |",
