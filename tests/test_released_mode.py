@@ -235,3 +235,33 @@ def test_vs_paper_puts_each_metric_beside_its_published_value(tmp_path):
     assert clean["paper"].item() == 0.0008147
     assert clean["weights"].item() == "clean: trained by this run"
     assert "| delete | 5x | RetFail_MRR | 0.0100 |" in vs_paper.to_markdown(frame)
+
+
+def test_the_released_overlay_plans_the_paper_fan_out_on_the_cached_releases(
+    outside, tmp_path, monkeypatch
+):
+    """resources/tiers/released.yaml as a user runs it, on a cache laid out like the three
+    pre-fetched repositories at their pinned revisions (stand-in files of the right names)."""
+    cache = tmp_path / "hub"
+    bench = outside["benchmark"]
+    put_in_hub_cache(
+        cache,
+        releases.BENCHMARK_ID,
+        {p.name: p for p in bench.iterdir()},
+        revision=releases.BENCHMARK_REVISION,
+        kind="datasets",
+    )
+    for model in releases.MODELS:
+        weights = {model.weights_file: outside[model.role]}
+        put_in_hub_cache(cache, model.hub_id, weights, revision=model.revision)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    small_pools = tmp_path / "pools.yaml"
+    small_pools.write_text(yaml.safe_dump({"evaluate": {"distractors": 2}}))
+    tiers = ("resources/tiers/paper.yaml", "resources/tiers/released.yaml", str(small_pools))
+    result = snakemake("-n", "--profile", "slurm", "--configfile", *tiers)
+    counts = job_counts(result.stdout)
+    assert not set(GENERATION_RULES) & set(counts), counts
+    assert counts["import_model"] == 2 and counts["import_benchmark"] == 1
+    paper = yaml.safe_load((ROOT / "resources/tiers/paper.yaml").read_text())["unlearn"]
+    fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])
+    assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2

@@ -16,7 +16,6 @@ file), checks that the weights fit the architecture, and writes into ``results/<
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -24,17 +23,10 @@ from pathlib import Path
 
 from salmu.artifacts import REFERENCE_ROLES
 from salmu.io import ensure_parent, write_json
+from salmu.provenance import file_sha256
 from salmu.releases import describe, released_model
 
 SOURCE_JSON = "source.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hub_origin(path: Path | None) -> dict:
