@@ -110,7 +110,7 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     assert counts["resolved_config"] == 1 and "card" not in counts
     assert set(counts) == {
         *("unlearn", "evaluate", "table", "plots", "resolved_config"),
-        *("fidelity", "compare", "provenance_summary", "all", "total"),
+        *("fidelity", "compare", "vs_paper", "provenance_summary", "all", "total"),
     }
 
 
@@ -124,7 +124,7 @@ def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
     assert counts["evaluate"] == FAN_OUT + 1
     assert set(counts) == {
         *("train", "unlearn", "evaluate", "table", "plots", "provenance_summary"),
-        *("fidelity", "compare", "all", "total"),
+        *("fidelity", "compare", "vs_paper", "all", "total"),
     }
 
 
@@ -138,7 +138,7 @@ def test_a_metric_change_reevaluates_without_retraining(tiny_run, tmp_path):
     assert counts["evaluate"] == FAN_OUT + 2
     assert set(counts) == {
         *("evaluate", "table", "plots", "resolved_config", "provenance_summary"),
-        *("fidelity", "compare", "all", "total"),
+        *("fidelity", "compare", "vs_paper", "all", "total"),
     }
 
 
