@@ -1,6 +1,7 @@
 """`salmu plan`: the jobs of a tier from Snakemake's dry run, hours from a throughput file."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from salmu.plan import build_plan, estimated_sizes, load_config, render, retain_pairs
+from salmu.plan import (
+    add_runtimes,
+    build_plan,
+    estimated_sizes,
+    job_runtimes,
+    load_config,
+    render,
+    retain_pairs,
+    runtime_warnings,
+)
 from salmu.unlearn.budget import budget_steps
 
 from helpers import ROOT
@@ -99,6 +109,41 @@ def test_cli_plans_the_paper_tier_from_the_dry_run(tmp_path):
         sum(r["device_hours"] for r in rules.values() if r["device_hours"] is not None)
     )
     assert "GPU-hours" in stdout and "on 128 devices" in stdout
+    # One faces job renders every image at 2 images/s: far past its 60-minute runtime.
+    assert rules["faces"]["runtime_minutes"] == 60 and rules["faces"]["over_runtime"]
+    assert not rules["evaluate"]["over_runtime"]
+    assert "warning: faces: each of its 1 job(s) needs about" in stdout
+
+
+def test_runtimes_come_from_the_dry_runs_job_blocks():
+    stdout = """
+rule faces:
+    input: a
+    resources: tmpdir=/tmp, runtime=60, gpu=1, mem_mb=4000
+localrule all:
+    input: b
+rule evaluate:
+    resources: tmpdir=/tmp, runtime=30, gpu=1
+rule evaluate:
+    resources: tmpdir=/tmp, runtime=45, gpu=1
+"""
+    assert job_runtimes(stdout) == {"faces": 60, "evaluate": 45}
+
+
+def test_a_job_past_its_runtime_is_flagged_with_what_to_change():
+    config, sizes, rows = paper_rows(THROUGHPUT)
+    add_runtimes(list(rows.values()), {"faces": 60, "train": 60, "evaluate": 6000})
+    assert rows["faces"].over_runtime and not rows["evaluate"].over_runtime
+    warnings = "\n".join(runtime_warnings(list(rows.values())))
+    hours = rows["faces"].wall_hours_per_job
+    assert (
+        f"Raise the runtime resource in workflow/rules/faces.smk to at least {math.ceil(hours * 60)} min"
+        in warnings
+    )
+    # Training's limit is a config key: the advice names it.
+    assert rows["train"].over_runtime and "Raise train.runtime to at least" in warnings
+    text = render(config, [PAPER], sizes, THROUGHPUT, Path("t.json"), list(rows.values()))
+    assert "warning: faces:" in text
 
 
 def test_without_throughput_the_plan_says_how_to_measure_it():

@@ -15,12 +15,18 @@ times the work of each job:
 
 Other rules run on CPUs and are listed without hours. Data sizes are read from the run's shards when
 they exist, else estimated from the config (upper bounds: before face filtering).
+
+Each rule's ``runtime`` limit (minutes, the largest of its jobs in the dry run) stands beside the
+projected hours per job; a job that would outlast it is flagged (``!``) with a warning saying what
+to raise, or to spread the work over more jobs, since the scheduler kills it and a retry starts
+over.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -58,9 +64,12 @@ def load_config(root: Path, configfiles: list[str]) -> dict:
     return config
 
 
-def dry_run_jobs(root: Path, configfiles: list[str], snakemake_args: list[str]) -> dict[str, int]:
-    """Rule -> number of jobs, from ``snakemake -n`` (the job-stats table)."""
-    command = [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules"]
+def dry_run_jobs(
+    root: Path, configfiles: list[str], snakemake_args: list[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Rule -> number of jobs (the job-stats table) and rule -> runtime limit in minutes (the
+    largest ``runtime`` resource of its jobs), from ``snakemake -n``."""
+    command = [sys.executable, "-m", "snakemake", "-n"]
     if configfiles:
         command += ["--configfile", *configfiles]
     result = subprocess.run(
@@ -70,7 +79,23 @@ def dry_run_jobs(root: Path, configfiles: list[str], snakemake_args: list[str]) 
         raise ValueError(f"snakemake dry run failed:\n{(result.stdout + result.stderr)[-3000:]}")
     jobs = job_stats(result.stdout)
     jobs.pop("total", None)
-    return jobs
+    return jobs, job_runtimes(result.stdout)
+
+
+def job_runtimes(stdout: str) -> dict[str, int]:
+    """Rule -> the largest ``runtime=`` (minutes) in the resources of its jobs' blocks."""
+    runtimes: dict[str, int] = {}
+    rule = None
+    for line in stdout.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+            rule = stripped.split()[1].rstrip(":")
+        elif rule and stripped.startswith("resources:"):
+            for item in stripped[len("resources:") :].split(","):
+                key, _, value = item.strip().partition("=")
+                if key == "runtime" and value.isdigit():
+                    runtimes[rule] = max(runtimes.get(rule, 0), int(value))
+    return runtimes
 
 
 def job_stats(stdout: str) -> dict[str, int]:
@@ -196,6 +221,14 @@ class RulePlan:
     # Wall-clock hours of this rule's finished jobs, from their Snakemake benchmark files.
     measured_hours: float | None = None
     measured_jobs: int = 0
+    runtime_minutes: int | None = None  # the scheduler's limit per job (resources: runtime)
+
+    @property
+    def over_runtime(self) -> bool:
+        """A projected job would be killed at its runtime limit (and, retried, start over)."""
+        per_job = self.wall_hours_per_job
+        limit = self.runtime_minutes
+        return per_job is not None and limit is not None and per_job * 60 > limit
 
     @property
     def wall_hours_per_job(self) -> float | None:
@@ -307,6 +340,32 @@ def build_plan(config: dict, jobs: dict[str, int], sizes: DataSizes, throughput:
     return rows
 
 
+# Where a rule's per-job runtime is set, for the advice of an over-runtime job.
+RUNTIME_KEYS = {"train": "train.runtime"}
+
+
+def add_runtimes(rows: list[RulePlan], runtimes: dict[str, int]) -> None:
+    for row in rows:
+        row.runtime_minutes = runtimes.get(row.rule)
+
+
+def runtime_warnings(rows: list[RulePlan]) -> list[str]:
+    """One line per rule whose projected job outlasts its runtime, with what to change."""
+    lines = []
+    for row in rows:
+        if not row.over_runtime:
+            continue
+        where = RUNTIME_KEYS.get(row.rule, f"the runtime resource in workflow/rules/{row.rule}.smk")
+        needed = math.ceil(row.wall_hours_per_job * 60)
+        lines.append(
+            f"warning: {row.rule}: each of its {row.jobs} job(s) needs about "
+            f"{format_hours(row.wall_hours_per_job)} h, over its runtime of "
+            f"{row.runtime_minutes} min: the scheduler kills it and a retry starts over. Raise "
+            f"{where} to at least {needed} min, or spread the work over more jobs"
+        )
+    return lines
+
+
 def benchmark_files(root: Path, run: str, rule: str) -> list[Path]:
     """A rule's benchmark files: ``{rule}.tsv``, ``{rule}_*.tsv`` or ``{rule}/**.tsv``."""
     directory = root / "results" / run / "benchmarks"
@@ -374,17 +433,22 @@ def render(config, configfiles, sizes, throughput, throughput_path, rows) -> str
     lines.append("")
     lines.append(
         f"{'rule':<18}{'jobs':>6}  {'on':<4}{'device-hours':>13}  {'wall h/job':>11}"
-        f"  {'measured h/job':>15}  work"
+        f"  {'limit h/job':>12}  {'measured h/job':>15}  work"
     )
     for row in rows:
         per_job = row.wall_hours_per_job
         measured = row.measured_hours / row.measured_jobs if row.measured_jobs else None
+        limit = None if row.runtime_minutes is None else row.runtime_minutes / 60
+        flag = "!" if row.over_runtime else " "
         lines.append(
             f"{row.rule:<18}{row.jobs:>6}  {row.device:<4}{format_hours(row.device_hours):>13}  "
-            f"{format_hours(per_job):>11}  {format_hours(measured):>15}  {row.work}"
+            f"{format_hours(per_job):>11}{flag} {format_hours(limit):>11}  "
+            f"{format_hours(measured):>15}  {row.work}"
             + (f" on {row.devices_per_job} devices" if row.devices_per_job > 1 else "")
         )
     lines.append("")
+    warnings = runtime_warnings(rows)
+    lines += [*warnings, ""] if warnings else []
     total = totals(rows)
     lines.append(
         "total: "
@@ -439,11 +503,12 @@ def run(args: argparse.Namespace) -> None:
     if args.run:
         config["run"] = args.run
         extra += ["--config", f"run={args.run}"]
-    jobs = dry_run_jobs(root, args.configfile, extra)
+    jobs, runtimes = dry_run_jobs(root, args.configfile, extra)
     throughput_path = Path(args.throughput or f"results/{config['run']}/throughput.json")
     throughput = load_throughput(root / throughput_path)
     sizes = data_sizes(root, config)
     rows = build_plan(config, jobs, sizes, throughput)
+    add_runtimes(rows, runtimes)
     add_measured(root, config["run"], rows)
     print(render(config, args.configfile, sizes, throughput, throughput_path, rows))
     if args.json:
@@ -451,7 +516,14 @@ def run(args: argparse.Namespace) -> None:
             "run": config["run"],
             "sizes": asdict(sizes),
             "throughput": str(throughput_path) if throughput else None,
-            "rules": [dict(asdict(row), wall_hours_per_job=row.wall_hours_per_job) for row in rows],
+            "rules": [
+                dict(
+                    asdict(row),
+                    wall_hours_per_job=row.wall_hours_per_job,
+                    over_runtime=row.over_runtime,
+                )
+                for row in rows
+            ],
             "totals": totals(rows),
         }
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
