@@ -325,12 +325,19 @@ def test_data_regenerates_byte_identically(tiny_run):
     shutil.rmtree(ROOT / "results" / again)
 
 
-def test_evaluate_only_mode_reproduces_the_pipelines_numbers(tiny_run, tmp_path):
-    """A user's checkpoint on a benchmark in the released layout, with nothing trained."""
+def run_overlay(tmp_path, overlay: dict, *targets: str):
+    """A fresh run of ``overlay`` on top of config.yaml (its results folder removed first)."""
     import yaml
 
+    shutil.rmtree(ROOT / "results" / overlay["run"], ignore_errors=True)
+    path = tmp_path / f"{overlay['run']}.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return snakemake(*targets, "--cores", "2", "--configfile", str(path))
+
+
+def test_evaluate_only_mode_reproduces_the_pipelines_numbers(tiny_run, tmp_path):
+    """A user's checkpoint on a benchmark in the released layout, with nothing trained."""
     run = "pytest-external"
-    shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
     overlay = {
         "run": run,
         "external": {
@@ -343,9 +350,7 @@ def test_evaluate_only_mode_reproduces_the_pipelines_numbers(tiny_run, tmp_path)
             },
         },
     }
-    path = tmp_path / "external.yaml"
-    path.write_text(yaml.safe_dump(overlay))
-    result = snakemake("external", "--cores", "2", "--configfile", str(path))
+    result = run_overlay(tmp_path, overlay, "external")
     # Only the evaluation and its table ran: no data generation, no training.
     assert "rule train" not in result.stdout + result.stderr
     table = pl.read_parquet(ROOT / "results" / run / "external.parquet")
@@ -473,8 +478,6 @@ def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch)
     """Export Clean and Compromised as hub repositories, put them in a Hugging Face cache, and
     run released-artifacts mode on them and on the exported benchmark: the path a user takes
     with the authors' artifacts."""
-    import yaml
-
     from salmu.evaluate.layout import flatten
 
     snakemake("release", "--cores", "2", *CONFIG)
@@ -502,7 +505,6 @@ def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch)
         put_in_hub_cache(cache, f"pytest/tiny-{role}", files)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     run = "pytest-released"
-    shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
     overlay = {
         "run": run,
         "artifacts": {
@@ -514,9 +516,7 @@ def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch)
         "unlearn": {"only": ["finetune", "neg_grad"], "seeds": [0], "budgets": [1]},
         "report": {"main_budget": 1},
     }
-    path = tmp_path / "released.yaml"
-    path.write_text(yaml.safe_dump(overlay))
-    result = snakemake("--cores", "2", "--configfile", str(path))
+    result = run_overlay(tmp_path, overlay)
     counts = job_counts(result.stdout + result.stderr)
     assert not {"personas", "faces", "captions", "splits", "retain", "train"} & set(counts)
     out = ROOT / "results" / run

@@ -25,13 +25,17 @@ import json
 import shutil
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
-from salmu.io import ensure_parent, read_json
+from salmu.io import ensure_parent, join_parquet, read_json
 from salmu.provenance import file_sha256, record_path
-from salmu.released_layout import CAPTIONS_JSON, SENSITIVE_SPLITS, shard_paths, split_sizes
+from salmu.released_layout import (
+    CAPTIONS_JSON,
+    SENSITIVE_SPLITS,
+    shard_paths,
+    split_file,
+    split_sizes,
+)
 
 MODEL_FILES = ("open_clip_config.json", "open_clip_model.safetensors", "README.md")
 TRAINING_SPLITS = ("sensitive", "retain_synth")
@@ -127,17 +131,6 @@ def export_model(state: str, run_dir: Path, out_dir: Path, config: dict) -> Path
     return target
 
 
-def concat_splits(paths: list[Path], target: Path) -> None:
-    """One parquet file from several, rows in the given order (record batch by record batch)."""
-    schema = pq.read_schema(paths[0])
-    tmp = ensure_parent(target).with_name(target.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for path in paths:
-            for batch in pq.ParquetFile(path).iter_batches():
-                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
-    tmp.replace(target)
-
-
 def training_card(out: Path, run: str) -> str:
     splits = {name: split_sizes(shard_paths(out, name)) for name in TRAINING_SPLITS}
     front = {
@@ -178,10 +171,8 @@ def training_card(out: Path, run: str) -> str:
 
 def export_training_set(benchmark: Path, out: Path, run: str) -> None:
     sensitive = [p for split in SENSITIVE_SPLITS for p in shard_paths(benchmark, split)]
-    concat_splits(sensitive, out / "data" / "sensitive-00000-of-00001.parquet")
-    concat_splits(
-        shard_paths(benchmark, "retain_synth"), out / "data" / "retain_synth-00000-of-00001.parquet"
-    )
+    join_parquet(sensitive, split_file(out, "sensitive"))
+    join_parquet(shard_paths(benchmark, "retain_synth"), split_file(out, "retain_synth"))
     shutil.copyfile(benchmark / CAPTIONS_JSON, out / CAPTIONS_JSON)
     (out / "README.md").write_text(training_card(out, run))
 

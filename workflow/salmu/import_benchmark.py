@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from salmu.io import ensure_parent, first_line, read_json, write_json
+from salmu.io import ensure_parent, first_line, join_parquet, read_json, write_json
 from salmu.released_layout import (
     FRAGILE_SCORES_JSON,
     GENERIC_CAPTIONS_JSON,
@@ -34,15 +34,12 @@ from salmu.released_layout import (
     SPLITS,
     SUMMARY_JSON,
     shard_paths,
+    split_file,
 )
 
 COLUMNS = ("image", "text", "identity_id", "file_name")
 # Written as {} when the source lacks them (see the module docstring).
 OPTIONAL_JSONS = (GENERIC_CAPTIONS_JSON, FRAGILE_SCORES_JSON)
-
-
-def split_file(root: str | Path, split: str) -> Path:
-    return Path(root) / "data" / f"{split}-00000-of-00001.parquet"
 
 
 def check_source(root: Path) -> dict[str, list[Path]]:
@@ -69,17 +66,13 @@ def check_source(root: Path) -> dict[str, list[Path]]:
 
 
 def copy_split(paths: list[Path], target: Path) -> int:
-    """Write one split file from its shards; returns its row count."""
-    tmp = ensure_parent(target).with_name(target.name + ".tmp")
+    """Write one split file from its shards (a single one byte for byte); returns its rows."""
     if len(paths) == 1:
+        tmp = ensure_parent(target).with_name(target.name + ".tmp")
         shutil.copyfile(paths[0], tmp)
+        tmp.replace(target)
     else:
-        schema = pq.read_schema(paths[0])
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for path in paths:
-                for batch in pq.ParquetFile(path).iter_batches(columns=list(schema.names)):
-                    writer.write_batch(batch)
-    tmp.replace(target)
+        join_parquet(paths, target)
     return pq.ParquetFile(target).metadata.num_rows
 
 

@@ -116,6 +116,23 @@ def read_parquet(
         raise unreadable(path, "parquet file", err) from None
 
 
+def join_parquet(paths: list[Path], target: str | os.PathLike) -> None:
+    """One parquet file from several, rows in the given order, record batch by record batch (a
+    split is never held in memory whole); each batch is cast to the first file's schema, so
+    shards that typed an all-null column differently still join."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(paths[0])
+    target = ensure_parent(target)
+    tmp = target.with_name(target.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for path in paths:
+            for batch in pq.ParquetFile(path).iter_batches(columns=list(schema.names)):
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+    tmp.replace(target)
+
+
 def write_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` atomically, through a file handle: given a path, torch names the archive's
     records after the file, so the same checkpoint saved under two names had two sha256s."""

@@ -36,6 +36,11 @@ METADATA_JSONS = (
 )
 
 
+def split_file(root: str | Path, split: str) -> Path:
+    """Where this pipeline writes a split: one shard, ``data/<split>-00000-of-00001.parquet``."""
+    return Path(root) / "data" / f"{split}-00000-of-00001.parquet"
+
+
 def shard_paths(root: str | Path, split: str) -> list[Path]:
     """Sorted shard files of one released split; a missing split is an error, not an empty one."""
     pattern = f"{split}-*.parquet"

@@ -32,6 +32,7 @@ from salmu.released_layout import (
     IDENTITIES_JSON,
     SENSITIVE_SPLITS,
     SUMMARY_JSON,
+    split_file,
 )
 from salmu.sections.splits import SplitsSettings
 from salmu.seeding import stream
@@ -44,10 +45,6 @@ HF_FEATURES = {
     "identity_id": {"dtype": "string", "_type": "Value"},
     "file_name": {"dtype": "string", "_type": "Value"},
 }
-
-
-def split_file(out_dir: str | Path, split: str) -> Path:
-    return Path(out_dir) / "data" / f"{split}-00000-of-00001.parquet"
 
 
 def assign_identities(
