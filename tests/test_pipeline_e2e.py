@@ -503,15 +503,19 @@ def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch)
             for n in ("open_clip_config.json", "open_clip_model.safetensors")
         }
         put_in_hub_cache(cache, f"pytest/tiny-{role}", files)
+    bench = {p.name: p for p in (release / "salmubench").iterdir()}
+    put_in_hub_cache(cache, "pytest/tiny-salmubench", bench, kind="datasets")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    # Local artifacts live outside results/ (a path there is some run's output).
+    genknow = shutil.copy(RESULTS / "data" / "genknow.parquet", tmp_path / "genknow.parquet")
     run = "pytest-released"
     overlay = {
         "run": run,
         "artifacts": {
-            "benchmark": str(release / "salmubench"),
+            "benchmark": "hf-hub:pytest/tiny-salmubench",
             "clean": {"model": "hf-hub:pytest/tiny-clean"},
             "compromised": {"model": "hf-hub:pytest/tiny-compromised"},
-            "genknow": str(RESULTS / "data" / "genknow.parquet"),
+            "genknow": str(genknow),
         },
         "unlearn": {"only": ["finetune", "neg_grad"], "seeds": [0], "budgets": [1]},
         "report": {"main_budget": 1},

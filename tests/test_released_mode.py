@@ -128,11 +128,26 @@ BAD = {
         lambda o, t: {"artifacts.retain_shards": [str(t)]},
         f"has no {MANIFEST}; expected a shard folder written by `salmu shards`",
     ),
+    "a local artifact under results/": (
+        lambda o, t: {"artifacts.genknow": str(in_results(t))},
+        "lies under results/, which this workflow writes",
+    ),
+    "genknow outside released mode": (
+        lambda o, t: {"artifacts.benchmark": None, "artifacts.genknow": str(o["clean"])},
+        "config key artifacts.genknow: only read in released-artifacts mode",
+    ),
     "a benchmark without its reference models": (
         lambda o, t: {"artifacts.clean": None},
         "config key artifacts.clean: not set, but artifacts.benchmark is",
     ),
 }
+
+
+def in_results(tmp_path: Path) -> Path:
+    path = ROOT / "results" / "pytest-released-artifact" / "genknow.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
 
 
 def empty_shards(tmp_path: Path) -> Path:
@@ -220,10 +235,12 @@ def test_vs_paper_puts_each_metric_beside_its_published_value(tmp_path):
             "RetFail_MRR": [0.002, 0.3, 0.01, 0.2, 0.1],
             "RetFail_MRR_seed_low": [None, None, 0.0, 0.1, 0.0],
             "RetFail_MRR_seed_high": [None, None, 0.02, 0.3, 0.2],
-            "GenKnow": [0.6, 0.6, 0.6, 0.6, 0.6],
+            "GenKnow": [-1.0, 0.6, 0.6, 0.6, 0.6],
         }
     )
-    frame = vs_paper.compare(summary, tmp_path)
+    source = tmp_path / "source.json"
+    write_json({"role": "compromised", "description": "compromised: not the release"}, source)
+    frame = vs_paper.compare(summary, [source])
     # Published rows only: delete at 5x, not at 1x; salun has none.
     assert set(frame["model"]) == {"clean", "compromised", "delete"}
     delete = frame.filter((pl.col("model") == "delete") & (pl.col("metric") == "RetFail_MRR"))
@@ -234,6 +251,12 @@ def test_vs_paper_puts_each_metric_beside_its_published_value(tmp_path):
     clean = frame.filter((pl.col("model") == "clean") & (pl.col("metric") == "RetFail_MRR"))
     assert clean["paper"].item() == 0.0008147
     assert clean["weights"].item() == "clean: trained by this run"
+    assert set(frame.filter(pl.col("model") == "compromised")["weights"]) == {
+        "compromised: not the release"
+    }
+    # GenKnow -1 is "not measured": no value, no difference.
+    genknow = frame.filter((pl.col("model") == "clean") & (pl.col("metric") == "GenKnow"))
+    assert genknow["ours"].item() is None and genknow["difference"].item() is None
     assert "| delete | 5x | RetFail_MRR | 0.0100 |" in vs_paper.to_markdown(frame)
 
 

@@ -18,7 +18,12 @@ from salmu.sections.faces import renderer_flags
 from salmu.sections.unlearn import method_flags as unlearn_method_flags
 from salmu.io import read_yaml
 from salmu.provenance import store_resolved_config
-from salmu.released_layout import METADATA_JSONS, REQUIRED_JSONS, SPLITS
+from salmu.released_layout import (
+    GENERIC_CAPTIONS_JSON,
+    METADATA_JSONS,
+    REQUIRED_JSONS,
+    SPLITS,
+)
 from salmu.artifacts import (
     REFERENCE_ROLES,
     benchmark_folder,
@@ -188,7 +193,9 @@ def generic_captions(wildcards):
     """Forget shards carry each image's generic caption (the Generic Captions baseline's target)."""
     if wildcards.source != "forget":
         return []
-    return [f"results/{wildcards.run}/benchmark/sensitive_set_generic_captions.json"]
+    if RELEASED and not Path(OUTSIDE_BENCHMARK, GENERIC_CAPTIONS_JSON).is_file():
+        return []  # the outside benchmark has none (the config check refuses Generic Captions)
+    return [f"results/{wildcards.run}/benchmark/{GENERIC_CAPTIONS_JSON}"]
 
 
 def train_sources(wildcards):
@@ -263,13 +270,20 @@ def train_inputs(wildcards):
     return inputs
 
 
-def model_config(wildcards):
-    """The open_clip config a state's checkpoint loads into: an imported reference model's own
-    (unlearned models have Compromised's), else train.model_dir's."""
-    base = "clean" if wildcards.get("state") == "clean" else "compromised"
+def base_model_config(run, base):
+    """The open_clip config of a reference model: an imported one's own, else train.model_dir's."""
     if base in IMPORTED:
-        return f"results/{wildcards.run}/models/{base}/open_clip_config.json"
+        return f"results/{run}/models/{base}/open_clip_config.json"
     return str(Path(config["train"]["model_dir"], "open_clip_config.json"))
+
+
+def state_model_config(run, state):
+    """The open_clip config a state's checkpoint loads into (unlearned models: Compromised's)."""
+    return base_model_config(run, "clean" if state == "clean" else "compromised")
+
+
+def model_config(wildcards):
+    return state_model_config(wildcards.run, wildcards.get("state"))
 
 
 def genknow_input(wildcards):
@@ -321,9 +335,11 @@ def reference_sources(wildcards):
 
 
 def export_states():
-    """Clean and Compromised, plus every unlearned state with export.unlearned."""
+    """This run's own models: Clean and Compromised unless imported (the authors' weights are
+    theirs to publish), plus every unlearned state with export.unlearned."""
     states = model_states()
-    return states if config["export"]["unlearned"] else states[:2]
+    own = [s for s in states[:2] if s not in IMPORTED]
+    return own + states[2:] if config["export"]["unlearned"] else own
 
 
 def export_inputs(wildcards):
@@ -331,9 +347,11 @@ def export_inputs(wildcards):
     inputs = {
         "checkpoints": [f"{run}/models/{s}/checkpoint.pt" for s in export_states()],
         "evaluations": [f"{run}/eval/{s}/evaluation.json" for s in export_states()],
-        "splits": [split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES],
+        "configs": [state_model_config(wildcards.run, s) for s in export_states()],
+        "sources": reference_sources(wildcards),
     }
-    if not RELEASED:
+    if not RELEASED:  # an outside benchmark is not this run's to publish
+        inputs["splits"] = [split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES]
         inputs["card"] = f"{run}/benchmark/README.md"
     return inputs
 
@@ -394,7 +412,7 @@ def external_inputs(wildcards):
     if benchmark is None:
         inputs = {
             "splits": [split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES],
-            "genknow": f"results/{wildcards.run}/data/genknow.parquet",
+            "genknow": genknow_input(wildcards),
         }
     else:
         inputs = {
@@ -419,9 +437,10 @@ def external_flags(wildcards):
         ("--checkpoint", settings.get("checkpoint")),
     ]
     if benchmark is None:
+        genknow = genknow_input(wildcards)
         pairs += [
             ("--benchmark", f"results/{wildcards.run}/benchmark"),
-            ("--genknow", f"results/{wildcards.run}/data/genknow.parquet"),
+            ("--genknow", genknow[0] if genknow else None),
         ]
     else:
         pairs.append(("--benchmark", benchmark))

@@ -16,13 +16,15 @@ rule export:
     params:
         states=lambda wildcards: " ".join(export_states()),
         run_dir=lambda wildcards: f"results/{wildcards.run}",
-        model_dir=config["train"]["model_dir"],
         seed=config["seed"],
+        datasets="--no-datasets" if RELEASED else "--datasets",
     shell:
         recorded(
             "export",
             "salmu export --run-dir {params.run_dir} --states {params.states}"
-            " --model-dir {params.model_dir} --seed {params.seed} --out-dir {output}"
+            " --configs {input.configs} --sources {input.sources} {params.datasets}"
+            " --seed {params.seed}"
+            " --out-dir {output}"
             " > {log} 2>&1",
         )
 

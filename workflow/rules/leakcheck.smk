@@ -41,6 +41,6 @@ rule leakcheck_unlearn:
     shell:
         recorded(
             "leakcheck_unlearn",
-            "salmu leakcheck --train {input.train} --forbidden {input.forbidden}"
+            "salmu leakcheck --train {input.train:q} --forbidden {input.forbidden}"
             " --out {output} > {log} 2>&1",
         )

@@ -30,6 +30,6 @@ rule unlearn:
             "salmu unlearn --method {wildcards.method} --budget {wildcards.budget}"
             " --seed {wildcards.seed} --model-dir {params.model_dir}"
             " --checkpoint {input.compromised} --forget-shards {input.forget}"
-            " --retain-shards {input.retain} {params.method} {params.settings}"
+            " --retain-shards {input.retain:q} {params.method} {params.settings}"
             " --threads {threads} --out {output.checkpoint} --report {output.report} > {log} 2>&1",
         )

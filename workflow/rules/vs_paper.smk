@@ -22,10 +22,9 @@ rule vs_paper:
         runtime=10,
     params:
         prefix=subpath(output.parquet, strip_suffix=".parquet"),
-        models_dir=lambda wildcards: f"results/{wildcards.run}/models",
     shell:
         recorded(
             "vs_paper",
-            "salmu vs-paper --summary {input.summary} --models-dir {params.models_dir}"
+            "salmu vs-paper --summary {input.summary} --sources {input.sources}"
             " --out-prefix {params.prefix} > {log} 2>&1",
         )

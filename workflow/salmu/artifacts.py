@@ -31,6 +31,7 @@ from salmu.released_layout import (
     GENERIC_CAPTIONS_JSON,
     REQUIRED_JSONS,
     SPLITS,
+    shard_paths,
 )
 
 HUB_PREFIX = "hf-hub:"
@@ -48,12 +49,27 @@ def imported_roles(config: dict) -> list[str]:
     return [role for role in REFERENCE_ROLES if config["artifacts"][role]]
 
 
-def _fetch_hint(repo: str, repo_type: str) -> str:
+def _fetch_hint(repo: str, repo_type: str, revision: str | None = None) -> str:
     kind = " --repo-type dataset" if repo_type == "dataset" else ""
+    pinned = f" --revision {revision}" if revision else ""
     return (
-        f"pre-fetch it where there is internet (hf download {repo}{kind}) and copy the cache "
-        "here, or point HF_HUB_CACHE at a cache that has it, or give a local folder instead"
+        f"pre-fetch it where there is internet (hf download {repo}{kind}{pinned}) and copy the "
+        "cache here, or point HF_HUB_CACHE at a cache that has it, or give a local folder instead"
     )
+
+
+RESULTS = Path("results")
+
+
+def check_not_in_results(path: str | Path, key: str) -> None:
+    """Local artifacts must not lie under results/: every path there is some run's output, and
+    Snakemake would plan to rebuild it (another run's benchmark, shards or download)."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(RESULTS.resolve()):
+        raise ValueError(
+            f"config key {key}: {path} lies under results/, which this workflow writes; "
+            "Snakemake would rebuild it as another run's output. Copy it out of results/ first"
+        )
 
 
 def parse_hub(spec: str, key: str) -> dict:
@@ -77,7 +93,7 @@ def hub_snapshot(spec: str, key: str, repo_type: str) -> Path:
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         raise ValueError(
             f"config key {key}: {spec} is not in the local Hugging Face cache; "
-            + _fetch_hint(hub["repo"], repo_type)
+            + _fetch_hint(hub["repo"], repo_type, hub["revision"])
         ) from None
     return Path(folder)
 
@@ -96,7 +112,7 @@ def hub_file(spec: str, key: str) -> Path:
     if not isinstance(found, str):
         raise ValueError(
             f"config key {key}: {hub['file']} of {hub['repo']} is not in the local Hugging Face "
-            "cache; " + _fetch_hint(hub["repo"], "model")
+            "cache; " + _fetch_hint(hub["repo"], "model", hub["revision"])
         )
     return Path(found)
 
@@ -109,6 +125,7 @@ def benchmark_folder(config: dict) -> Path:
     folder = Path(spec)
     if not folder.is_dir():
         raise ValueError(f"config key {key}: {spec} is not a folder (expected the released layout)")
+    check_not_in_results(folder, key)
     return folder
 
 
@@ -123,16 +140,19 @@ def checkpoint_file(config: dict, role: str) -> Path | None:
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"config key {key}: {spec} is not a file (expected a weights file)")
+    check_not_in_results(path, key)
     return path
 
 
 def check_benchmark(folder: Path, needs_generic_captions: bool) -> None:
     for split in SPLITS:
-        if not sorted((folder / "data").glob(f"{split}-*.parquet")):
+        try:
+            shard_paths(folder, split)
+        except FileNotFoundError:
             raise ValueError(
                 f"config key artifacts.benchmark: {folder} has no data/{split}-*.parquet "
                 "(the released layout has the splits " + ", ".join(SPLITS) + ")"
-            )
+            ) from None
     for name in REQUIRED_JSONS:
         if not (folder / name).is_file():
             raise ValueError(
@@ -165,6 +185,7 @@ def check_model(config: dict, role: str) -> None:
             key,
         )
     elif Path(spec).exists():
+        check_not_in_results(spec, key)
         if not (Path(spec) / "open_clip_config.json").is_file():
             raise ValueError(f"config key {key}: {spec} has no open_clip_config.json")
     elif "/" in spec:
@@ -185,6 +206,7 @@ def check_retain_shards(config: dict) -> None:
 
     for folder in map(Path, config["artifacts"]["retain_shards"]):
         key = "config key artifacts.retain_shards"
+        check_not_in_results(folder, "artifacts.retain_shards")
         if not (folder / MANIFEST).is_file():
             raise ValueError(
                 f"{key}: {folder} has no {MANIFEST}; expected a shard folder written by "
@@ -206,14 +228,18 @@ def check_artifacts(config: dict, methods: list[str]) -> None:
                 "outside benchmark both reference models come from outside too (this run trains "
                 "nothing)"
             )
-    elif artifacts["retain_shards"]:
-        raise ValueError(
-            "config key artifacts.retain_shards: only read in released-artifacts mode "
-            "(set artifacts.benchmark)"
-        )
+    else:
+        for key in ("retain_shards", "genknow"):
+            if artifacts[key]:
+                raise ValueError(
+                    f"config key artifacts.{key}: only read in released-artifacts mode "
+                    "(set artifacts.benchmark)"
+                )
     for role in imported_roles(config):
         check_model(config, role)
     check_retain_shards(config)
     genknow = artifacts["genknow"]
     if genknow and not Path(genknow).is_file():
         raise ValueError(f"config key artifacts.genknow: {genknow} is not a file")
+    if genknow:
+        check_not_in_results(genknow, "artifacts.genknow")

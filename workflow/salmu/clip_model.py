@@ -243,16 +243,17 @@ def _resolve_dir(spec: str, path: Path, checkpoint: Path | None) -> ClipSource:
     )
 
 
-def _resolve_arch(spec: str, checkpoint: Path | None) -> ClipSource:
+def architecture_config(name: str) -> dict:
+    """An architecture's built-in config with open_clip's default preprocessing (what
+    ``create_model_and_transforms(name)`` uses), in the layout of ``open_clip_config.json``."""
     from open_clip import get_model_config
     from open_clip.transform import PreprocessCfg
 
-    # Built-in config + open_clip's default preprocessing (what create_model_and_transforms uses).
-    payload = {
-        "architecture": spec,
-        "model_cfg": get_model_config(spec),
-        "preprocess_cfg": asdict(PreprocessCfg()),
-    }
+    return {"model_cfg": get_model_config(name), "preprocess_cfg": asdict(PreprocessCfg())}
+
+
+def _resolve_arch(spec: str, checkpoint: Path | None) -> ClipSource:
+    payload = {"architecture": spec, **architecture_config(spec)}
     canonical = json.dumps(payload, sort_keys=True, default=str).encode()
     return ClipSource(
         spec=spec,

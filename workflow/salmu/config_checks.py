@@ -193,15 +193,10 @@ def distractor_pools(config: dict) -> tuple[dict[str, int], str]:
 
 
 def outside_pools(folder: Path) -> tuple[dict[str, int], str]:
-    import pyarrow.parquet as pq
+    from salmu.released_layout import retain_disjoint_rows, shard_paths, split_sizes
 
-    from salmu.released_layout import shard_paths
-
-    forget = sum(pq.ParquetFile(p).metadata.num_rows for p in shard_paths(folder, "forget"))
-    disjoint = sum(
-        pq.read_table(p, columns=["identity_id"])["identity_id"].null_count
-        for p in shard_paths(folder, "retain_synth")
-    )
+    forget = split_sizes(shard_paths(folder, "forget"))["num_examples"]
+    disjoint = retain_disjoint_rows(shard_paths(folder, "retain_synth"))
     return {"forget": forget, "retain_disjoint": disjoint}, str(folder)
 
 

@@ -2,13 +2,14 @@
 
 ``results/<run>/release/`` gets:
 
-- ``models/<name>/`` per model (``clean``, ``compromised``, and with ``--unlearned`` every unlearned
-  state as ``<method>-x<budget>-seed<seed>``): a model repository in open_clip's hub layout
+- ``models/<name>/`` per model (``clean``, ``compromised``, and with ``export.unlearned`` every
+  unlearned state as ``<method>-x<budget>-seed<seed>``; an imported Clean or Compromised is the
+  authors', not exported, and the cards of models unlearned from it say where it came from): a model repository in open_clip's hub layout
   (``open_clip_config.json`` + ``open_clip_model.safetensors``) and a model card ``README.md`` with
   the architecture, the training data, the seed, this run's metrics and the provenance record
   that vouches for the checkpoint. ``hf-hub:<you>/<repo>`` loads it once uploaded;
 - ``salmubench/``: the benchmark, as ``results/<run>/benchmark`` (it is already in the released
-  layout), with its dataset card;
+  layout), with its dataset card (not for an outside benchmark: it is not this run's);
 - ``salmu-training/``: the training injection in the layout of ``salmu-512-redistributed``:
   ``data/sensitive-00000-of-00001.parquet`` (the forget and both holdout splits: every sensitive
   pair Compromised trained on), ``data/retain_synth-00000-of-00001.parquet`` and
@@ -21,7 +22,6 @@ The README says how to publish a folder (``hf upload``); nothing here talks to a
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -68,17 +68,9 @@ def metric_lines(evaluation: Path | None) -> list[str]:
     return lines
 
 
-def model_config_file(state: str, run_dir: Path, config: dict) -> Path:
-    """An imported reference model's own config (unlearned states have Compromised's), else the
-    run's model folder's."""
-    base = "clean" if state == "clean" else "compromised"
-    imported = run_dir / "models" / base / "open_clip_config.json"
-    return imported if imported.is_file() else Path(config["model_dir"], "open_clip_config.json")
-
-
-def model_card(state: str, run_dir: Path, config: dict, checkpoint: Path) -> str:
+def model_card(state: str, run_dir: Path, info: dict, checkpoint: Path) -> str:
     """Architecture, training data, seed, this run's metrics and the checkpoint's provenance."""
-    model_cfg = read_json(model_config_file(state, run_dir, config))["model_cfg"]
+    model_cfg = read_json(info["config"])["model_cfg"]
     vision, text = model_cfg.get("vision_cfg", {}), model_cfg.get("text_cfg", {})
     record = record_path(checkpoint)
     provenance = (
@@ -86,10 +78,11 @@ def model_card(state: str, run_dir: Path, config: dict, checkpoint: Path) -> str
         if record.is_file()
         else "none recorded (the checkpoint was not written by a recorded job)"
     )
+    start = info.get("compromised_source") or "this run's Compromised"
     data = {
         "clean": "retain data only (this run's retain shards); never saw a sensitive pair",
         "compromised": "retain data plus every sensitive pair (forget and both holdout splits)",
-    }.get(state, "Compromised, then unlearned on the forget split (see the state name)")
+    }.get(state, f"{start}, then unlearned on the forget split (see the state name)")
     front = {
         "license": "cc-by-4.0",
         "library_name": "open_clip",
@@ -100,7 +93,7 @@ def model_card(state: str, run_dir: Path, config: dict, checkpoint: Path) -> str
         yaml.safe_dump(front, sort_keys=False).strip(),
         "---",
         "",
-        f"# SALMUBench {state} model (regenerated, run {config['run']})",
+        f"# SALMUBench {state} model (run {info['run']})",
         "",
         "A CLIP model of the SALMUBench reproduction pipeline, in open_clip's hub layout: "
         "`open_clip.create_model_and_transforms('hf-hub:<this repo>')` loads it.",
@@ -111,7 +104,7 @@ def model_card(state: str, run_dir: Path, config: dict, checkpoint: Path) -> str
         f"{text.get('layers')} layers x width {text.get('width')}, context "
         f"{text.get('context_length')}",
         f"- Training data: {data}",
-        f"- Seed: {config['seed']}",
+        f"- Seed: {info['seed']}",
         f"- Provenance record of the checkpoint: {provenance}",
         "",
         "## Metrics (this run's evaluation, official layout)",
@@ -122,12 +115,12 @@ def model_card(state: str, run_dir: Path, config: dict, checkpoint: Path) -> str
     return "\n".join(lines)
 
 
-def export_model(state: str, run_dir: Path, out_dir: Path, config: dict) -> Path:
+def export_model(state: str, run_dir: Path, out_dir: Path, info: dict) -> Path:
     checkpoint = run_dir / "models" / state / "checkpoint.pt"
     target = out_dir / "models" / repo_name(state)
     write_safetensors(checkpoint, target / "open_clip_model.safetensors")
-    shutil.copyfile(model_config_file(state, run_dir, config), target / "open_clip_config.json")
-    (target / "README.md").write_text(model_card(state, run_dir, config, checkpoint))
+    shutil.copyfile(info["config"], target / "open_clip_config.json")
+    (target / "README.md").write_text(model_card(state, run_dir, info, checkpoint))
     return target
 
 
@@ -177,27 +170,63 @@ def export_training_set(benchmark: Path, out: Path, run: str) -> None:
     (out / "README.md").write_text(training_card(out, run))
 
 
-def export_run(run_dir: Path, out_dir: Path, states: list[str], config: dict) -> list[Path]:
-    written = [export_model(state, run_dir, out_dir, config) for state in states]
-    bench = out_dir / "salmubench"
-    if bench.exists():
-        shutil.rmtree(bench)
-    shutil.copytree(run_dir / "benchmark", bench)
-    export_training_set(run_dir / "benchmark", out_dir / "salmu-training", config["run"])
-    return [*written, bench, out_dir / "salmu-training"]
+def export_run(
+    run_dir: Path, out_dir: Path, states: dict[str, Path], info: dict, datasets: bool
+) -> list[Path]:
+    """``states``: state -> the open_clip config its checkpoint loads into."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # a state or dataset left out this time must not linger
+    written = [
+        export_model(state, run_dir, out_dir, {**info, "config": config})
+        for state, config in states.items()
+    ]
+    if datasets:
+        shutil.copytree(run_dir / "benchmark", out_dir / "salmubench")
+        export_training_set(run_dir / "benchmark", out_dir / "salmu-training", info["run"])
+        written += [out_dir / "salmubench", out_dir / "salmu-training"]
+    return written
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", required=True, help="results/<run>")
-    parser.add_argument("--states", nargs="+", required=True, help="clean compromised ...")
-    parser.add_argument("--model-dir", required=True, help="the models' open_clip config folder")
+    parser.add_argument("--states", nargs="*", default=[], help="clean compromised ...")
+    parser.add_argument(
+        "--configs", nargs="*", default=[], help="open_clip_config.json of each state, in order"
+    )
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        default=[],
+        help="source.json of imported reference models (their cards name the release)",
+    )
+    parser.add_argument(
+        "--datasets",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also export the benchmark and the training set (not for an outside benchmark)",
+    )
     parser.add_argument("--seed", type=int, required=True, help="the run's seed (config seed)")
     parser.add_argument("--out-dir", required=True, help="results/<run>/release")
 
 
 def run(args: argparse.Namespace) -> None:
+    if len(args.configs) != len(args.states):
+        raise ValueError(
+            f"--configs: {len(args.configs)} files for {len(args.states)} --states; one per state"
+        )
+    if not args.states and not args.datasets:
+        raise ValueError(
+            "nothing to export: the reference models are imported (not this run's to publish) "
+            "and export.unlearned is false; set export.unlearned: true"
+        )
     run_dir = Path(args.run_dir)
-    config = {"run": run_dir.name, "seed": args.seed, "model_dir": args.model_dir}
-    for path in export_run(run_dir, Path(args.out_dir), args.states, config):
+    info = {"run": run_dir.name, "seed": args.seed}
+    for path in map(Path, args.sources):
+        source = read_json(path)
+        if source.get("role") == "compromised":
+            info["compromised_source"] = (
+                f"Compromised imported from outside ({source['description']})"
+            )
+    states = dict(zip(args.states, map(Path, args.configs), strict=True))
+    for path in export_run(run_dir, Path(args.out_dir), states, info, args.datasets):
         print(f"wrote {path}")
-    print(json.dumps({"states": args.states}))

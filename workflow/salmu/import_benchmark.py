@@ -23,7 +23,6 @@ import argparse
 import shutil
 from pathlib import Path
 
-import polars as pl
 import pyarrow.parquet as pq
 
 from salmu.io import ensure_parent, first_line, join_parquet, read_json, write_json
@@ -33,6 +32,7 @@ from salmu.released_layout import (
     REQUIRED_JSONS,
     SPLITS,
     SUMMARY_JSON,
+    retain_disjoint_rows,
     shard_paths,
     split_file,
 )
@@ -76,11 +76,6 @@ def copy_split(paths: list[Path], target: Path) -> int:
     return pq.ParquetFile(target).metadata.num_rows
 
 
-def retain_disjoint_rows(path: Path) -> int:
-    """Rows of retain_synth without an identity: the retain-side RetFail distractor pool."""
-    return pl.read_parquet(path, columns=["identity_id"])["identity_id"].null_count()
-
-
 def import_benchmark(source: Path, out_dir: Path) -> dict:
     shards = check_source(source)
     rows = {split: copy_split(paths, split_file(out_dir, split)) for split, paths in shards.items()}
@@ -98,7 +93,7 @@ def import_benchmark(source: Path, out_dir: Path) -> dict:
     else:
         summary = {
             "rows": rows,
-            "retain_disjoint_rows": retain_disjoint_rows(split_file(out_dir, "retain_synth")),
+            "retain_disjoint_rows": retain_disjoint_rows([split_file(out_dir, "retain_synth")]),
             "seed": None,
         }
     summary["imported_from"] = str(source)

@@ -44,16 +44,8 @@ def hub_origin(path: Path | None) -> dict:
     return {}
 
 
-def architecture_config(name: str) -> bytes:
-    from open_clip import get_model_config
-    from open_clip.transform import PreprocessCfg
-
-    payload = {"model_cfg": get_model_config(name), "preprocess_cfg": asdict(PreprocessCfg())}
-    return (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode()
-
-
 def import_model(model: str, checkpoint: str | None, role: str, out_dir: Path) -> dict:
-    from salmu.clip_model import load_clip, resolve_clip, save_checkpoint
+    from salmu.clip_model import architecture_config, load_clip, resolve_clip, save_checkpoint
 
     source = resolve_clip(model, checkpoint)
     if source.weights is None:
@@ -66,7 +58,8 @@ def import_model(model: str, checkpoint: str | None, role: str, out_dir: Path) -
     if source.config is not None:
         shutil.copyfile(source.config, config_path)
     else:
-        config_path.write_bytes(architecture_config(source.open_clip_name))
+        payload = architecture_config(source.open_clip_name)
+        config_path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
     sha256 = file_sha256(Path(source.weights))
     release = released_model(sha256)
     record = {

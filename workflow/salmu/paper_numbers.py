@@ -7,7 +7,7 @@ Two sources, kept apart because they were measured differently:
 - ``OFFICIAL_EVALUATOR``: the official evaluator re-run on the released Clean and Compromised
   models (all ten non-GenKnow metrics; GenKnow was skipped there).
 
-``published(row)`` picks, per metric, the official evaluator's value for Clean and Compromised
+``published(method, budget)`` picks, per metric, the official evaluator's value for Clean and Compromised
 (the same models, the same evaluator: what a released-mode run must reproduce) and the main table
 otherwise.
 """

@@ -91,3 +91,10 @@ def split_sizes(paths: list[Path]) -> dict[str, int]:
         rows += meta.num_rows
         size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     return {"num_examples": rows, "num_bytes": size}
+
+
+def retain_disjoint_rows(paths: list[Path]) -> int:
+    """Rows of retain_synth without an identity: the retain-side RetFail distractor pool."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_table(p, columns=["identity_id"])["identity_id"].null_count for p in paths)

@@ -1,8 +1,9 @@
 """``salmu vs-paper``: every measured metric beside its published value, with the difference.
 
 Reads the results table's summary over seeds (``<table>_summary.parquet``: Clean, Compromised and
-each method × budget with its seed mean and interval) and, for the reference models, their
-``source.json`` when they were imported (``salmu import-model``). Writes ``<prefix>.parquet``,
+each method × budget with its seed mean and interval) and the ``source.json`` of the reference
+models this run imported (``salmu import-model``; ``--sources``). A GenKnow of -1 (not measured)
+is left blank. Writes ``<prefix>.parquet``,
 ``.csv`` and ``.md``: one row per (model, metric) that has a published value
 (``salmu.paper_numbers``): ours, our seed interval, the paper's value and its source, the
 difference, and whether the paper's value lies inside our interval.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
+from salmu.evaluate.layout import GENKNOW_SKIPPED
 from salmu.io import read_json, read_parquet, write_parquet
 from salmu.paper_numbers import SOURCES, published
 
@@ -40,11 +42,13 @@ COLUMNS = (
 )
 
 
-def weights_description(models_dir: Path, role: str) -> str:
-    source = models_dir / role / "source.json"
-    if source.is_file():
-        return str(read_json(source)["description"])
-    return f"{role}: trained by this run"
+def weights_descriptions(sources: list[Path]) -> dict[str, str]:
+    """Role -> how its weights are named: from an imported model's source.json, else trained."""
+    found = {role: f"{role}: trained by this run" for role in ("clean", "compromised")}
+    for path in sources:
+        source = read_json(path)
+        found[source["role"]] = str(source["description"])
+    return found
 
 
 def _value(row: dict, key: str) -> float | None:
@@ -52,16 +56,17 @@ def _value(row: dict, key: str) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def compare(summary: pl.DataFrame, models_dir: Path) -> pl.DataFrame:
+def compare(summary: pl.DataFrame, sources: list[Path]) -> pl.DataFrame:
     rows = []
+    weights_of = weights_descriptions(sources)
     for row in summary.iter_rows(named=True):
         method, budget = row["method"], row["budget"]
-        weights = (
-            weights_description(models_dir, method) if method in ("clean", "compromised") else ""
-        )
+        weights = weights_of.get(method, "")
         for metric, (paper, source) in published(method, budget).items():
             ours = _value(row, metric)
             low, high = _value(row, f"{metric}_seed_low"), _value(row, f"{metric}_seed_high")
+            if metric == "GenKnow" and ours == GENKNOW_SKIPPED:
+                ours = low = high = None  # not measured (no ImageNet, no GenKnow set)
             inside = None if low is None or high is None else low <= paper <= high
             rows.append(
                 {
@@ -133,12 +138,17 @@ def to_markdown(frame: pl.DataFrame) -> str:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", required=True, help="<table>_summary.parquet of salmu table")
-    parser.add_argument("--models-dir", required=True, help="results/<run>/models")
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        default=[],
+        help="source.json of imported reference models (released-artifacts mode)",
+    )
     parser.add_argument("--out-prefix", required=True, help="writes .parquet, .csv and .md")
 
 
 def run(args: argparse.Namespace) -> None:
-    frame = compare(read_parquet(args.summary), Path(args.models_dir))
+    frame = compare(read_parquet(args.summary), [Path(p) for p in args.sources])
     prefix = Path(args.out_prefix)
     write_parquet(frame, prefix.with_suffix(".parquet"))
     frame.write_csv(prefix.with_suffix(".csv"))
