@@ -194,7 +194,9 @@ def generic_captions(wildcards):
     if wildcards.source != "forget":
         return []
     if RELEASED and not Path(OUTSIDE_BENCHMARK, GENERIC_CAPTIONS_JSON).is_file():
-        return []  # the outside benchmark has none (the config check refuses Generic Captions)
+        return (
+            []
+        )  # the outside benchmark has none (the config check refuses Generic Captions)
     return [f"results/{wildcards.run}/benchmark/{GENERIC_CAPTIONS_JSON}"]
 
 
@@ -351,7 +353,9 @@ def export_inputs(wildcards):
         "sources": reference_sources(wildcards),
     }
     if not RELEASED:  # an outside benchmark is not this run's to publish
-        inputs["splits"] = [split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES]
+        inputs["splits"] = [
+            split_parquet(s).format(run=wildcards.run) for s in SPLIT_NAMES
+        ]
         inputs["card"] = f"{run}/benchmark/README.md"
     return inputs
 
