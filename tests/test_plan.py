@@ -9,16 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from salmu.plan import (
-    add_runtimes,
-    build_plan,
-    estimated_sizes,
-    job_runtimes,
-    load_config,
-    render,
-    retain_pairs,
-    runtime_warnings,
-)
+from salmu.plan import build_plan, estimated_sizes, job_runtimes, load_config, retain_pairs
+from salmu.plan_report import add_runtimes, render, runtime_warnings
 from salmu.unlearn.budget import budget_steps
 
 from helpers import ROOT
