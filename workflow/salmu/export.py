@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from salmu.import_model import add_sources_argument, read_sources
 from salmu.io import ensure_parent, join_parquet, read_json
 from salmu.provenance import file_sha256, record_path
 from salmu.released_layout import (
@@ -193,12 +194,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--configs", nargs="*", default=[], help="open_clip_config.json of each state, in order"
     )
-    parser.add_argument(
-        "--sources",
-        nargs="*",
-        default=[],
-        help="source.json of imported reference models (their cards name the release)",
-    )
+    add_sources_argument(parser)
     parser.add_argument(
         "--datasets",
         action=argparse.BooleanOptionalAction,
@@ -221,12 +217,11 @@ def run(args: argparse.Namespace) -> None:
         )
     run_dir = Path(args.run_dir)
     info = {"run": run_dir.name, "seed": args.seed}
-    for path in map(Path, args.sources):
-        source = read_json(path)
-        if source.get("role") == "compromised":
-            info["compromised_source"] = (
-                f"Compromised imported from outside ({source['description']})"
-            )
+    compromised = read_sources(args.sources).get("compromised")
+    if compromised:
+        info["compromised_source"] = (
+            f"Compromised imported from outside ({compromised['description']})"
+        )
     states = dict(zip(args.states, map(Path, args.configs), strict=True))
     for path in export_run(run_dir, Path(args.out_dir), states, info, args.datasets):
         print(f"wrote {path}")

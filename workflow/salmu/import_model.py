@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from salmu.artifacts import REFERENCE_ROLES
-from salmu.io import ensure_parent, write_json
+from salmu.io import ensure_parent, read_json, write_json
 from salmu.provenance import file_sha256
 from salmu.releases import describe, released_model
 
@@ -76,6 +76,23 @@ def import_model(model: str, checkpoint: str | None, role: str, out_dir: Path) -
     }
     write_json(record, out_dir / SOURCE_JSON)
     return record
+
+
+def add_sources_argument(parser: argparse.ArgumentParser) -> None:
+    """``--sources``: the source.json of each imported reference model, for the stages that name
+    them (table, vs-paper, export)."""
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        default=[],
+        help="source.json of imported reference models (released-artifacts mode)",
+    )
+
+
+def read_sources(paths: list[str]) -> dict[str, dict]:
+    """Role -> the source.json record of each imported reference model."""
+    records = [read_json(path) for path in paths]
+    return {record["role"]: record for record in records}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ import polars as pl
 
 from salmu import diagnose, seeds
 from salmu.evaluate.layout import METRIC_COLUMNS, ci_column_names, flatten, flatten_ci
+from salmu.import_model import add_sources_argument, read_sources
 from salmu.io import read_json, write_parquet
 from salmu.provenance import record_path
 from salmu.sections.report import ReportSettings, Thresholds
@@ -161,7 +162,7 @@ def reference_lines(sources: list[str]) -> list[str]:
     "released Compromised (cvc-mmu/...)" or "not the released weights"."""
     if not sources:
         return []
-    found = [f"- {read_json(path)['description']}" for path in sources]
+    found = [f"- {record['description']}" for record in read_sources(sources).values()]
     return ["Reference models from outside this run:", "", *found, ""]
 
 
@@ -211,12 +212,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="writes PREFIX.parquet/.csv/.md and PREFIX_summary.parquet/.csv",
     )
-    parser.add_argument(
-        "--sources",
-        nargs="*",
-        default=[],
-        help="source.json of imported reference models (released-artifacts mode)",
-    )
+    add_sources_argument(parser)
     ReportSettings.add_arguments(parser)
     Thresholds.add_arguments(parser)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import polars as pl
 
 from salmu.evaluate.layout import GENKNOW_SKIPPED
-from salmu.io import read_json, read_parquet, write_parquet
+from salmu.import_model import add_sources_argument, read_sources
+from salmu.io import read_parquet, write_parquet
 from salmu.paper_numbers import SOURCES, published
 
 COLUMNS = (
@@ -45,9 +46,7 @@ COLUMNS = (
 def weights_descriptions(sources: list[Path]) -> dict[str, str]:
     """Role -> how its weights are named: from an imported model's source.json, else trained."""
     found = {role: f"{role}: trained by this run" for role in ("clean", "compromised")}
-    for path in sources:
-        source = read_json(path)
-        found[source["role"]] = str(source["description"])
+    found.update({role: str(r["description"]) for role, r in read_sources(sources).items()})
     return found
 
 
@@ -138,12 +137,7 @@ def to_markdown(frame: pl.DataFrame) -> str:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", required=True, help="<table>_summary.parquet of salmu table")
-    parser.add_argument(
-        "--sources",
-        nargs="*",
-        default=[],
-        help="source.json of imported reference models (released-artifacts mode)",
-    )
+    add_sources_argument(parser)
     parser.add_argument("--out-prefix", required=True, help="writes .parquet, .csv and .md")
 
 
