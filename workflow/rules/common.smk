@@ -193,10 +193,9 @@ def generic_captions(wildcards):
     """Forget shards carry each image's generic caption (the Generic Captions baseline's target)."""
     if wildcards.source != "forget":
         return []
+    # An outside benchmark may have none (the config check then refuses Generic Captions).
     if RELEASED and not Path(OUTSIDE_BENCHMARK, GENERIC_CAPTIONS_JSON).is_file():
-        return (
-            []
-        )  # the outside benchmark has none (the config check refuses Generic Captions)
+        return []
     return [f"results/{wildcards.run}/benchmark/{GENERIC_CAPTIONS_JSON}"]
 
 
