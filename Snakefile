@@ -71,6 +71,8 @@ rule all:
         f"results/{config['run']}/vs_paper.md",
         # The dataset card describes a benchmark this run made (an outside one has its own).
         [] if RELEASED else f"results/{config['run']}/benchmark/README.md",
+        # Every rendered face before the filter, joined from the faces jobs, and its contact sheet.
+        [] if RELEASED else f"results/{config['run']}/data/faces_contact_sheet.png",
         f"results/{config['run']}/plots/retfail_vs_genknow.png",
         f"results/{config['run']}/config.resolved.json",
         f"results/{config['run']}/provenance.html",

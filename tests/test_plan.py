@@ -24,7 +24,7 @@ THROUGHPUT = {
     "encode": {"samples_per_s": 4000.0},
     "faces": {"images_per_s": 2.0},
 }
-JOBS = {"personas": 1, "faces": 1, "train": 2, "unlearn": 66, "evaluate": 68}
+JOBS = {"personas": 1, "faces": 32, "train": 2, "unlearn": 66, "evaluate": 68}
 
 
 def paper_rows(throughput):
@@ -57,7 +57,9 @@ def test_unlearning_and_evaluation_hours_follow_budgets_and_benchmark_size():
     rendered = 1000 * (faces["images_per_identity"] + faces["generic_per_identity"]) + (
         faces["anonymous_identities"] * faces["images_per_anonymous"]
     )
+    # 32 jobs (faces.jobs) of 1/32 of the images each: the same device-hours as one job.
     assert rows["faces"].device_hours == pytest.approx(rendered / 2.0 / 3600)
+    assert rows["faces"].wall_hours_per_job == pytest.approx(rendered / 32 / 2.0 / 3600)
     assert rows["personas"].device_hours is None and rows["personas"].device == "cpu"
 
 
@@ -101,10 +103,27 @@ def test_cli_plans_the_paper_tier_from_the_dry_run(tmp_path):
         sum(r["device_hours"] for r in rules.values() if r["device_hours"] is not None)
     )
     assert "GPU-hours" in stdout and "on 128 devices" in stdout
-    # One faces job renders every image at 2 images/s: far past its 60-minute runtime.
-    assert rules["faces"]["runtime_minutes"] == 60 and rules["faces"]["over_runtime"]
+    # 32 faces jobs (faces.jobs) of ~3,800 images at 2 images/s: each within its 60 minutes.
+    assert rules["faces"]["jobs"] == rules["face_filter"]["jobs"] == 32
+    assert rules["faces"]["runtime_minutes"] == 60 and not rules["faces"]["over_runtime"]
     assert not rules["evaluate"]["over_runtime"]
+    assert "warning: faces" not in stdout
+
+
+def test_one_faces_job_for_the_paper_tier_is_flagged(tmp_path):
+    throughput = tmp_path / "throughput.json"
+    throughput.write_text(json.dumps(THROUGHPUT))
+    overlay = tmp_path / "one_job.yaml"
+    overlay.write_text("faces:\n  jobs: 1\n")
+    stdout, payload = plan(
+        tmp_path, "--configfile", PAPER, str(overlay), "--run", "pytest-plan",
+        "--throughput", str(throughput),
+    )  # fmt: skip
+    rules = {row["rule"]: row for row in payload["rules"]}
+    # One job renders every image at 2 images/s: far past its 60-minute runtime.
+    assert rules["faces"]["jobs"] == 1 and rules["faces"]["over_runtime"]
     assert "warning: faces: each of its 1 job(s) needs about" in stdout
+    assert "Raise faces.runtime to at least" in stdout and "(faces.jobs)" in stdout
 
 
 def test_runtimes_come_from_the_dry_runs_job_blocks():
@@ -124,14 +143,12 @@ rule evaluate:
 
 def test_a_job_past_its_runtime_is_flagged_with_what_to_change():
     config, sizes, rows = paper_rows(THROUGHPUT)
-    add_runtimes(list(rows.values()), {"faces": 60, "train": 60, "evaluate": 6000})
+    add_runtimes(list(rows.values()), {"faces": 20, "train": 60, "evaluate": 6000, "personas": 1})
     assert rows["faces"].over_runtime and not rows["evaluate"].over_runtime
     warnings = "\n".join(runtime_warnings(list(rows.values())))
     hours = rows["faces"].wall_hours_per_job
-    assert (
-        f"Raise the runtime resource in workflow/rules/faces.smk to at least {math.ceil(hours * 60)} min"
-        in warnings
-    )
+    assert f"Raise faces.runtime to at least {math.ceil(hours * 60)} min" in warnings
+    assert "spread the work over more jobs (faces.jobs)" in warnings
     # Training's limit is a config key: the advice names it.
     assert rows["train"].over_runtime and "Raise train.runtime to at least" in warnings
     text = render(config, [PAPER], sizes, THROUGHPUT, Path("t.json"), list(rows.values()))

@@ -52,6 +52,22 @@ check_config(
 SETTINGS = from_config(config)
 
 
+def faces_part_label(part, parts):
+    return f"{part:03d}-of-{parts:03d}"
+
+
+def faces_parts(folder):
+    """The faces parts' files in ``folder`` (``{run}`` left as a wildcard), in identity order."""
+    parts = config["faces"]["jobs"]
+    return [f"{folder}/{faces_part_label(k, parts)}.parquet" for k in range(parts)]
+
+
+def faces_part_flags(wildcards):
+    """``--part K --parts N`` of a faces job, from its ``{faces_part}`` label."""
+    part, parts = (int(n) for n in wildcards.faces_part.split("-of-"))
+    return f"--part {part} --parts {parts}"
+
+
 def section_flags(*sections, exclude=("threads",)):
     """A params function giving the sections' settings as flags. A function, not a string:
     Snakemake would read the braces of a prompt template ("a photo of {name}.") in a params
@@ -136,6 +152,7 @@ wildcard_constraints:
     state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+",
     name=r"[A-Za-z0-9_.-]+",
     part="resolved|data",
+    faces_part=r"[0-9]{3}-of-[0-9]{3}",
 
 
 def budget_label(budget):

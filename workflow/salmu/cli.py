@@ -12,8 +12,10 @@ import sys
 
 STAGES = {
     "personas": ("salmu.personas", "Faker personas with culturally consistent fictitious PII"),
-    "faces": ("salmu.faces", "identity-consistent face images"),
+    "faces": ("salmu.faces", "identity-consistent face images (one identity range per --part)"),
+    "faces-merge": ("salmu.faces_merge", "the faces table and contact sheet from its parts"),
     "face-filter": ("salmu.face_filter.cli", "curate faces: identity consistency and demographics"),
+    "face-filter-merge": ("salmu.face_filter.merge", "the face filter's outputs from its parts"),
     "captions": ("salmu.captions", "sensitive and generic captions for every image"),
     "splits": ("salmu.splits", "forget / holdout / retain_synth splits in the released layout"),
     "card": ("salmu.card", "Hugging Face dataset card (README.md) for the benchmark directory"),

@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,14 @@ from salmu.face_backends import (
     backend_class,
     get_backend,
 )
-from salmu.io import ensure_parent, jpeg_bytes, open_image, read_parquet, write_parquet
+from salmu.face_sheet import contact_sheet_of
+from salmu.io import (
+    RowGroupWriter,
+    arrow_schema,
+    ensure_parent,
+    jpeg_bytes,
+    read_parquet,
+)
 from salmu.look_draws import (
     AGE_BANDS,
     ANONYMOUS_BASE,
@@ -200,7 +208,34 @@ def render_identity(
     return images
 
 
-def build_faces(
+def people_of(
+    personas: list[tuple[int, str, str]], n_anonymous: int, seed: int
+) -> list[tuple[tuple[int, str, str], bool]]:
+    """Everyone who gets images, in identity-number order: the personas, then the anonymous
+    people, each as ``((number, gender, age_band), is_persona)``."""
+    return [(p, True) for p in personas] + [(p, False) for p in anonymous_people(n_anonymous, seed)]
+
+
+def part_bounds(image_counts: list[int], part: int, parts: int) -> tuple[int, int]:
+    """The people ``[start, stop)`` of part ``part`` of ``parts``: contiguous identity ranges
+    balanced by images (a person's images all go to one part, the part where its first image
+    falls when the images are cut into ``parts`` equal runs)."""
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} of {parts}: expected 0 <= part < parts")
+    total = sum(image_counts)
+    offsets, start = [], 0
+    for count in image_counts:
+        offsets.append(start)
+        start += count
+    owner = [offset * parts // total if total else 0 for offset in offsets]
+    members = [i for i, k in enumerate(owner) if k == part]
+    if not members:
+        first = sum(1 for k in owner if k < part)
+        return first, first
+    return members[0], members[-1] + 1
+
+
+def iter_faces(
     personas: list[tuple[int, str, str]],
     backend: FaceBackend,
     *,
@@ -213,77 +248,88 @@ def build_faces(
     jpeg_quality: int,
     seed: int,
     countries: dict[int, str] | None = None,
+    part: int = 0,
+    parts: int = 1,
     progress: bool = False,
-) -> pl.DataFrame:
-    """Render every image, one identity at a time, and return the faces table (sorted by file_name).
+) -> Iterator[pl.DataFrame]:
+    """Render the people of one part, one identity at a time: a frame per identity, its rows
+    sorted by file_name, the identities in number order (so parts in order are the whole table).
 
-    ``countries`` (persona number -> country) only feeds generative backends' prompts.
+    Every part draws every look and plan (cheap), then renders only its own range: a part's
+    images do not depend on how many parts there are. ``countries`` (persona number -> country)
+    only feeds generative backends' prompts.
     """
     countries = countries or {}
-    anonymous = anonymous_people(n_anonymous, seed)
-    looks = assign_looks(list(personas) + anonymous, seed)
+    people = people_of(personas, n_anonymous, seed)
+    looks = assign_looks([p for p, _ in people], seed)
+    anonymous = [p for p, is_persona in people if not is_persona]
     plan = image_plan(personas, n_sensitive, n_generic, anonymous, n_anonymous_images)
     per_identity: dict[int, list[PlannedImage]] = {}
     for number, is_persona, kind, idx in plan:
         item = plan_image(number, is_persona, kind, idx, size, aspect_range, seed)
         per_identity.setdefault(number, []).append(item)
-    people = [(p, True) for p in personas] + [(p, False) for p in anonymous]
-    rows: dict[str, list] = {c: [] for c in COLUMNS}
+    counts = [len(per_identity.get(number, [])) for (number, _, _), _ in people]
+    start, stop = part_bounds(counts, part, parts)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(people), unit="identity", file=sys.stderr)
-    for (number, gender, age_band), is_persona in people:
+        bar = tqdm(total=stop - start, unit="identity", file=sys.stderr)
+    for (number, gender, age_band), is_persona in people[start:stop]:
         look = looks[number]
         planned = per_identity.get(number, [])
         identity = make_identity(number, is_persona, gender, age_band, countries.get(number), seed)
         images = render_identity(backend, look, identity, planned) if planned else []
-        for item, image in zip(planned, images):
-            # The realised aspect (after rounding to whole pixels) names the file, so name and
-            # pixels agree.
-            aspect = item.width / item.height
-            rows["file_name"].append(face_file_name(number, item.image_idx, aspect))
-            rows["identity_id"].append(f"{number:08d}" if is_persona else None)
-            rows["kind"].append(item.kind)
-            rows["image_idx"].append(item.image_idx)
-            rows["aspect"].append(aspect)
-            rows["width"].append(image.width)
-            rows["height"].append(image.height)
-            rows["image"].append(jpeg_bytes(image, jpeg_quality))
-            record = dict(
-                look,
-                background=item.variation["background"],
-                shirt_color=item.variation["shirt_color"],
-            )
-            rows["look"].append(json.dumps(record, sort_keys=True))
+        yield identity_rows(number, is_persona, look, planned, images, jpeg_quality)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+
+
+def identity_rows(
+    number: int,
+    is_persona: bool,
+    look: dict[str, Any],
+    planned: list[PlannedImage],
+    images: list[Image.Image],
+    jpeg_quality: int,
+) -> pl.DataFrame:
+    """One identity's rows of the faces table, sorted by file_name."""
+    rows: dict[str, list] = {c: [] for c in COLUMNS}
+    for item, image in zip(planned, images):
+        # The realised aspect (after rounding to whole pixels) names the file, so name and
+        # pixels agree.
+        aspect = item.width / item.height
+        rows["file_name"].append(face_file_name(number, item.image_idx, aspect))
+        rows["identity_id"].append(f"{number:08d}" if is_persona else None)
+        rows["kind"].append(item.kind)
+        rows["image_idx"].append(item.image_idx)
+        rows["aspect"].append(aspect)
+        rows["width"].append(image.width)
+        rows["height"].append(image.height)
+        rows["image"].append(jpeg_bytes(image, jpeg_quality))
+        record = dict(
+            look, background=item.variation["background"], shirt_color=item.variation["shirt_color"]
+        )
+        rows["look"].append(json.dumps(record, sort_keys=True))
     return pl.DataFrame(rows, schema=SCHEMA).sort("file_name")
 
 
-def contact_sheet(
-    frame: pl.DataFrame, n_identities: int = 8, n_images: int = 8, cell: int | None = None
-) -> Image.Image:
-    """A grid, one row per identity (personas first, then anonymous), for a person to look at."""
-    frame = frame.with_columns(pl.col("file_name").str.slice(0, 8).alias("_who"))
-    who = frame["_who"].unique(maintain_order=True).to_list()[:n_identities]
-    cell = cell or int(max(frame["width"].max(), frame["height"].max()))
-    gap = 2
-    sheet = Image.new(
-        "RGB", (n_images * (cell + gap) + gap, len(who) * (cell + gap) + gap), (255, 255, 255)
-    )
-    for r, ident in enumerate(who):
-        images = frame.filter(pl.col("_who") == ident).sort("image_idx")["image"].to_list()
-        for c, data in enumerate(images[:n_images]):
-            img = open_image(data)
-            img.thumbnail((cell, cell), Image.LANCZOS)
-            x = gap + c * (cell + gap) + (cell - img.width) // 2
-            y = gap + r * (cell + gap) + (cell - img.height) // 2
-            sheet.paste(img, (x, y))
-    return sheet
+def build_faces(
+    personas: list[tuple[int, str, str]], backend: FaceBackend, **kwargs
+) -> pl.DataFrame:
+    """The whole faces table in memory (sorted by file_name); ``iter_faces``'s arguments."""
+    frames = list(iter_faces(personas, backend, **kwargs))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=SCHEMA)
+
+
+def write_faces(frames: Iterable[pl.DataFrame], path: str | Path) -> int:
+    """Write the faces table identity by identity (never whole in memory); returns the rows."""
+    with RowGroupWriter(path, arrow_schema(SCHEMA)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +344,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="output faces.parquet")
     parser.add_argument("--contact-sheet", default=None, help="optional PNG grid to eyeball")
+    parser.add_argument(
+        "--part", type=int, default=0, help="render only this part (0-based) of --parts"
+    )
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=1,
+        help="identity ranges the images are cut into, balanced by images (config faces.jobs); "
+        "salmu faces-merge joins the parts",
+    )
     add_render_arguments(parser)
 
 
@@ -313,6 +369,8 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if args.parts < 1 or not 0 <= args.part < args.parts:
+        raise ValueError(f"--part {args.part} --parts {args.parts}: expected 0 <= PART < PARTS")
     if args.images_per_identity < 1:
         raise ValueError(f"--images-per-identity {args.images_per_identity}: expected >= 1")
     if args.generic_per_identity < 0:
@@ -352,7 +410,7 @@ def run(args: argparse.Namespace) -> None:
     # Weights are checked (and the model loaded) here, before any image is generated.
     backend = get_backend(args.backend, **backend_options(args))
     start = time.perf_counter()
-    frame = build_faces(
+    frames = iter_faces(
         personas,
         backend,
         n_sensitive=args.images_per_identity,
@@ -364,17 +422,19 @@ def run(args: argparse.Namespace) -> None:
         jpeg_quality=args.jpeg_quality,
         seed=args.seed,
         countries=countries,
+        part=args.part,
+        parts=args.parts,
         progress=True,
     )
+    rows = write_faces(frames, args.out)
     elapsed = time.perf_counter() - start
-    write_parquet(frame, args.out)
     if args.contact_sheet:
-        contact_sheet(frame).save(ensure_parent(args.contact_sheet), format="PNG")
-    rate = frame.height / elapsed if elapsed > 0 else float("inf")
+        contact_sheet_of(args.out).save(ensure_parent(args.contact_sheet), format="PNG")
+    rate = rows / elapsed if elapsed > 0 else float("inf")
     anchors = getattr(backend, "anchors", 0)  # generative backends: reference portraits drawn
     print(
-        f"faces: {frame.height} images of {len(personas)} personas + "
-        f"{args.anonymous_identities} anonymous in {elapsed:.1f}s ({rate:.3g} images/s, "
+        f"faces: {rows} images (part {args.part + 1} of {args.parts}; {len(personas)} personas + "
+        f"{args.anonymous_identities} anonymous in all) in {elapsed:.1f}s ({rate:.3g} images/s, "
         f"backend {backend.name}{f', plus {anchors} anchor portraits' if anchors else ''}) "
         f"-> {args.out}"
     )

@@ -133,6 +133,105 @@ def join_parquet(paths: list[Path], target: str | os.PathLike) -> None:
     tmp.replace(target)
 
 
+# Rows per row group of the tables written incrementally: the groups do not depend on how the
+# rows arrived (one job or many parts), so a merge of parts is byte-identical to a single run.
+ROWS_PER_GROUP = 512
+
+
+class RowGroupWriter:
+    """Write a parquet file frame by frame, holding at most one row group in memory.
+
+    Every frame is cast to ``schema`` and buffered; full groups of ``rows_per_group`` rows are
+    written as they fill, the remainder on ``close``. The file appears atomically (tmp + rename)
+    only when the writer closes without an error, so a killed job leaves no half table under the
+    final name.
+    """
+
+    def __init__(self, path, schema, rows_per_group: int = ROWS_PER_GROUP) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self.path = ensure_parent(path)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self.schema = schema
+        self.rows_per_group = rows_per_group
+        self.rows = 0
+        self._buffer: list = []
+        self._buffered = 0
+        self._writer = pq.ParquetWriter(
+            self._tmp, schema, compression="zstd", compression_level=3, write_statistics=False
+        )
+
+    def write(self, frame) -> None:
+        """Append rows: a polars DataFrame or a pyarrow Table / RecordBatch."""
+        table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+        if isinstance(table, self._pa.RecordBatch):
+            table = self._pa.Table.from_batches([table])
+        if table.num_rows == 0:
+            return
+        self._buffer.append(table.select(self.schema.names).cast(self.schema))
+        self._buffered += table.num_rows
+        if self._buffered >= self.rows_per_group:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        pending = self._pa.concat_tables(self._buffer) if self._buffer else None
+        self._buffer, self._buffered = [], 0
+        if pending is None:
+            return
+        start = 0
+        while pending.num_rows - start >= self.rows_per_group:
+            self._writer.write_table(pending.slice(start, self.rows_per_group))
+            start += self.rows_per_group
+        rest = pending.slice(start)
+        if final:
+            if rest.num_rows:
+                self._writer.write_table(rest)
+        elif rest.num_rows:
+            self._buffer, self._buffered = [rest], rest.num_rows
+        self.rows += pending.num_rows - (0 if final else rest.num_rows)
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self._writer.close()
+        self._tmp.replace(self.path)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> RowGroupWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def arrow_schema(schema: dict):
+    """The pyarrow schema polars gives a frame of ``schema`` (column name -> polars dtype)."""
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def iter_parquet(path: str | os.PathLike, columns: list[str] | None = None, batch_rows: int = 256):
+    """The file's rows as polars frames of at most ``batch_rows`` rows (column projection with
+    ``columns``): a reader that never holds the whole table."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        handle = pq.ParquetFile(path)
+        for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
+            yield pl.from_arrow(batch)
+    except PARQUET_ERRORS as err:
+        raise unreadable(path, "parquet file", err) from None
+
+
 def write_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` atomically, through a file handle: given a path, torch names the archive's
     records after the file, so the same checkpoint saved under two names had two sha256s."""

@@ -272,15 +272,17 @@ def evaluate_plan(config: dict, sizes: DataSizes, jobs: int, throughput: dict | 
 
 
 def faces_plan(config: dict, jobs: int, throughput: dict | None) -> RulePlan:
+    """Each of the ``faces.jobs`` jobs of a run renders about 1/faces.jobs of the images."""
     faces = config["faces"]
     device = faces["diffusers"]["device"] if faces["backend"] == "diffusers" else "cpu"
     images = face_images(config)
+    per_job = images / faces["jobs"]
     return RulePlan(
         "faces",
         jobs,
         device_kind(device),
-        f"{images:,} images ({faces['backend']})",
-        hours(jobs * images, rate(throughput, "faces", "images_per_s")),
+        f"{images:,} images ({faces['backend']}), ~{per_job:,.0f} per job",
+        hours(jobs * per_job, rate(throughput, "faces", "images_per_s")),
     )
 
 

@@ -42,7 +42,13 @@ class RulePlan:
 
 
 # Where a rule's per-job runtime is set, for the advice of an over-runtime job.
-RUNTIME_KEYS = {"train": "train.runtime"}
+RUNTIME_KEYS = {
+    "train": "train.runtime",
+    "faces": "faces.runtime",
+    "face_filter": "faces.filter.runtime",
+}
+# Where a rule's work is spread over more jobs.
+JOBS_KEYS = {"faces": "faces.jobs", "face_filter": "faces.jobs"}
 
 
 def add_runtimes(rows: list[RulePlan], runtimes: dict[str, int]) -> None:
@@ -63,6 +69,7 @@ def runtime_warnings(rows: list[RulePlan]) -> list[str]:
             f"{format_hours(row.wall_hours_per_job)} h, over its runtime of "
             f"{row.runtime_minutes} min: the scheduler kills it and a retry starts over. Raise "
             f"{where} to at least {needed} min, or spread the work over more jobs"
+            + (f" ({JOBS_KEYS[row.rule]})" if row.rule in JOBS_KEYS else "")
         )
     return lines
 

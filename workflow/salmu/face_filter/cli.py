@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from salmu.face_filter.checks import (
+    META_COLUMNS,
+    checks_table,
+    embed_file,
+    write_checks,
+    write_kept,
+)
 from salmu.face_filter.clip import class_embeddings, embed_clip, load_clip_embedder
-from salmu.face_filter.decisions import Demographic, decide
+from salmu.face_filter.decisions import Decisions, Demographic, apply_min_images, check_rows
 from salmu.face_filter.inputs import (
     DEMOGRAPHIC_CLASSES,
     expected_demographics,
@@ -26,7 +34,7 @@ from salmu.face_filter.pixels import (
     embed_pixels,
 )
 from salmu.face_filter.report import build_report
-from salmu.io import write_json, write_parquet
+from salmu.io import write_json
 from salmu.sections.faces import EMBEDDERS, FaceFilterSettings
 
 # Identity threshold per embedder when --identity-threshold is not given. The pixels value is
@@ -54,8 +62,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="personas.parquet (identity_id, gender, age_band); required for demographic checks",
     )
     FaceFilterSettings.add_arguments(parser)
-    parser.add_argument("--out-faces", required=True, help="kept rows (same columns as --faces)")
-    parser.add_argument("--out-report", required=True, help="JSON report")
+    add_outputs(parser)
+
+
+def add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-faces", default=None, help="kept rows (same columns as --faces)")
+    parser.add_argument("--out-report", default=None, help="JSON report")
+    parser.add_argument(
+        "--out-checks",
+        default=None,
+        help="instead of the two: this part's per-row checks (salmu face-filter-merge joins them)",
+    )
 
 
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,22 +150,24 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def filter_faces(args: argparse.Namespace) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Run the whole stage in memory: ``(kept rows, report)``."""
-    settings = resolve_settings(args)
-    faces = load_faces(args.faces)
+def check_faces(args: argparse.Namespace, settings: dict[str, Any]):
+    """Steps 1 and 2 on one faces file (a part, or the whole table), images read in batches:
+    ``(meta, decisions, expected classes)``."""
+    faces = load_faces(args.faces, allow_empty=args.out_checks is not None)
     expected = {}
     if settings["demographics"]:
         expected = expected_demographics(
             faces, args.personas, settings["demographics"], str(args.faces)
         )
-    images = faces["image"].to_list()
     demographics: dict[str, Demographic] = {}
     if args.embedder == "clip":
         model, preprocess, tokenizer = load_clip_embedder(
             args.clip_model, args.clip_checkpoint, args.device
         )
-        embeddings = embed_clip(images, model, preprocess, args.batch_size, args.device)
+        embeddings = embed_file(
+            args.faces,
+            lambda images: embed_clip(images, model, preprocess, args.batch_size, args.device),
+        )
         for attribute in settings["demographics"]:
             prompts = settings["prompts"][attribute]
             order = {c: prompts[c] for c in DEMOGRAPHIC_CLASSES[attribute]}
@@ -158,30 +177,58 @@ def filter_faces(args: argparse.Namespace) -> tuple[pl.DataFrame, dict[str, Any]
                 class_embeddings(model, tokenizer, order, args.device),
             )
     else:
-        embeddings = embed_pixels(images)
-    meta = faces.select("file_name", "person", "identity_id", "kind", "image_idx")
-    decisions = decide(
+        embeddings = embed_file(args.faces, embed_pixels)
+    meta = faces.select(META_COLUMNS)
+    decisions = check_rows(
         meta,
         embeddings,
         threshold=settings["identity_threshold"],
-        min_images=settings["min_images"],
         demographics=demographics,
         margin=args.demographic_margin,
     )
+    return meta, decisions, expected
+
+
+def finish(
+    meta: pl.DataFrame,
+    decisions: Decisions,
+    expected: dict[str, list[str]],
+    settings: dict[str, Any],
+    faces_parts: list[Path],
+    out_faces: str,
+    out_report: str,
+) -> dict[str, Any]:
+    """Step 3 over every checked row, then the kept rows (streamed from the faces) and the report."""
+    apply_min_images(meta, decisions, settings["min_images"])
     report = build_report(meta, decisions, settings, expected)
-    kept = faces.filter(pl.Series(decisions.keep)).drop("person")
-    return kept, report
-
-
-def run(args: argparse.Namespace) -> None:
-    kept, report = filter_faces(args)
-    write_parquet(kept, args.out_faces)
-    write_json(report, args.out_report)
+    write_kept(faces_parts, meta["file_name"].to_list(), decisions.keep, out_faces)
+    write_json(report, out_report)
     before, after, by_reason = report["before"], report["after"], report["dropped"]["by_reason"]
     reasons = ", ".join(f"{r} {n}" for r, n in by_reason.items() if n) or "none"
     print(
         f"face-filter ({report['settings']['embedder']}): kept {after['images']}/{before['images']} "
         f"images, {after['identities']}/{before['identities']} identities, "
         f"{after['anonymous_people']}/{before['anonymous_people']} anonymous people "
-        f"(drops: {reasons}) -> {args.out_faces}"
+        f"(drops: {reasons}) -> {out_faces}"
     )
+    return report
+
+
+def run(args: argparse.Namespace) -> None:
+    whole = args.out_faces is not None or args.out_report is not None
+    if whole == (args.out_checks is not None) or (
+        whole and None in (args.out_faces, args.out_report)
+    ):
+        raise ValueError(
+            "face-filter: give --out-faces and --out-report (the whole stage), or --out-checks "
+            "(one part's checks, joined by salmu face-filter-merge)"
+        )
+    settings = resolve_settings(args)
+    meta, decisions, expected = check_faces(args, settings)
+    if whole:
+        finish(
+            meta, decisions, expected, settings, [Path(args.faces)], args.out_faces, args.out_report
+        )
+    else:
+        write_checks(checks_table(meta, decisions, expected), args.out_checks)
+        print(f"face-filter: checked {meta.height} images of {args.faces} -> {args.out_checks}")

@@ -119,10 +119,29 @@ def decide(
 
     ``embeddings`` are L2-normalised, one row per ``meta`` row.
     """
+    decisions = check_rows(
+        meta, embeddings, threshold=threshold, demographics=demographics, margin=margin
+    )
+    apply_min_images(meta, decisions, min_images)
+    return decisions
+
+
+def check_rows(
+    meta: pl.DataFrame,
+    embeddings: np.ndarray,
+    *,
+    threshold: float,
+    demographics: dict[str, Demographic] | None = None,
+    margin: float = 0.0,
+) -> Decisions:
+    """Steps 1 and 2, which look at each person's own rows only: a part of the table (whole
+    people) is checked alone, and the checks of parts concatenate to those of the whole."""
     if len(embeddings) != meta.height:
         raise ValueError(f"{len(embeddings)} embeddings for {meta.height} rows")
     references = reference_rows(meta)
-    similarity = np.einsum("ij,ij->i", embeddings, embeddings[references])
+    similarity = (
+        np.einsum("ij,ij->i", embeddings, embeddings[references]) if meta.height else np.zeros(0)
+    )
     is_reference = references == np.arange(meta.height)
     reasons: list[list[str]] = [[] for _ in range(meta.height)]
     for row in np.flatnonzero((similarity < threshold) & ~is_reference):
@@ -137,9 +156,14 @@ def decide(
         readings[attribute], disagree = demographic_readings(embeddings, check, margin)
         for row in np.flatnonzero(disagree):
             reasons[row].append(attribute)
+    return Decisions(similarity, is_reference, reasons, readings)
 
+
+def apply_min_images(meta: pl.DataFrame, decisions: Decisions, min_images: int) -> None:
+    """Step 3, on the checked rows: drop the personas left with too few sensitive images."""
     identity_ids = meta["identity_id"].to_list()
     kinds = meta["kind"].to_list()
+    reasons = decisions.reasons
     before: Counter[str] = Counter()
     left: Counter[str] = Counter()
     for ident, kind, why in zip(identity_ids, kinds, reasons):
@@ -158,4 +182,4 @@ def decide(
     for row, ident in enumerate(identity_ids):
         if ident in dropped and not reasons[row]:
             reasons[row].append("min_images")
-    return Decisions(similarity, is_reference, reasons, readings, dropped)
+    decisions.dropped_identities = dropped

@@ -16,7 +16,8 @@ EMBEDDERS = ("pixels", "clip")
 @dataclass(frozen=True, kw_only=True)
 class FacesSettings(Settings):
     section = "faces"
-    workflow_keys = ("diffusers", "filter")
+    # The workflow's: the fan-out (jobs, each job's runtime) and the two sub-sections.
+    workflow_keys = ("diffusers", "filter", "jobs", "runtime")
 
     backend: str = setting(
         "procedural",
@@ -91,6 +92,7 @@ class FaceFilterSettings(Settings):
     identities)."""
 
     section = "faces.filter"
+    workflow_keys = ("runtime",)
 
     embedder: str = setting(
         "pixels",
