@@ -136,7 +136,7 @@ def pool(tmp_path_factory):
     uids = root / "uids.txt"
     uids.write_text("\n".join([r[0] for r in rows if r[0] != "x_subset"] + ["u99_absent"]) + "\n")
     sensitive = root / "sensitive"
-    shards.write_shards(
+    write_parquet(
         pl.DataFrame(
             {
                 "file_name": ["00000001_000_ar-1.00.jpg", "00000001_001_ar-1.00.jpg"],
@@ -144,6 +144,10 @@ def pool(tmp_path_factory):
                 "image": [sensitive_image, sensitive_other],
             }
         ),
+        root / "sensitive.parquet",
+    )
+    shards.write_shards(
+        [root / "sensitive.parquet"],
         sensitive,
         samples_per_shard=10,
         seed=0,

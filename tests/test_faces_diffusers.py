@@ -158,7 +158,10 @@ def test_cli_reports_model_and_throughput(cli_runs):
     _, stdout = cli_runs
     out = stdout["a.parquet"]
     assert "StableDiffusionPipeline" in out and "cpu (torch.float32)" in out
-    assert re.search(r"11 images of 3 personas \+ 1 anonymous in [0-9.]+s \([0-9.]+ images/s", out)
+    assert re.search(
+        r"11 images \(part 1 of 1; 3 personas \+ 1 anonymous in all\) in [0-9.]+s \([0-9.]+ images/s",
+        out,
+    )
 
 
 # -- missing weights ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 
 from salmu.cli import main
 from salmu.io import write_parquet
-from salmu.shards import load_sources, verify_shards, write_shards
+from salmu.shards import verify_shards, write_shards
 from salmu.unlearn.data import Sample, SampleBank
 
 from conftest import solid_jpeg
@@ -49,7 +49,7 @@ def test_shards_count_and_skip_an_image_that_does_not_decode(tmp_path, capsys):
 def test_a_truncated_shard_is_named_before_training_starts(tmp_path, capsys):
     write_rows(tmp_path / "rows.parquet", 40)
     out = tmp_path / "shards"
-    write_shards(load_sources([str(tmp_path / "rows.parquet")]), out, 20, seed=0)
+    write_shards([str(tmp_path / "rows.parquet")], out, 20, seed=0)
     tar = out / "00001.tar"
     tar.write_bytes(tar.read_bytes()[:5000])
     with pytest.raises(ValueError, match="00001.tar: truncated or altered shard"):
@@ -85,7 +85,7 @@ def test_a_killed_training_resumes_to_the_uninterrupted_checkpoint(tmp_path):
     checkpoint an uninterrupted run of the same command makes (data order and RNG state are keyed
     by epoch, salmu.train_engine)."""
     write_rows(tmp_path / "rows.parquet", 200)
-    write_shards(load_sources([str(tmp_path / "rows.parquet")]), tmp_path / "shards", 100, seed=0)
+    write_shards([str(tmp_path / "rows.parquet")], tmp_path / "shards", 100, seed=0)
 
     def train_args(name):
         return [

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from salmu.io import write_parquet
 from salmu.preflight import check_inputs, existing_inputs, problem
-from salmu.shards import load_sources, write_shards
+from salmu.shards import write_shards
 
 from conftest import solid_jpeg
 
@@ -25,7 +25,7 @@ def healthy_files(root):
         }
     )
     write_parquet(frame, root / "split.parquet")
-    write_shards(load_sources([str(root / "split.parquet")]), root / "shards", 10, seed=0)
+    write_shards([str(root / "split.parquet")], root / "shards", 10, seed=0)
     (root / "meta.json").write_text(json.dumps({"a": 1}))
     (root / "tier.yaml").write_text("unlearn:\n  budgets: [5]\n")
     torch.save({"state_dict": {"w": torch.zeros(2)}}, root / "model.pt")

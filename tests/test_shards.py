@@ -52,10 +52,31 @@ def test_shards_are_deterministic_and_complete(tmp_path):
     assert len(names) == 30
 
 
+def test_shards_do_not_depend_on_how_the_rows_are_split_into_files(tmp_path):
+    """The shuffle is over every row: the rows in one file or spread over three (written in
+    several row groups) give the same bytes, and the images' scratch copy is gone after."""
+    rows = pl.concat([frame("a", 25), frame("b", 10, offset=100)])
+    write_parquet(rows, tmp_path / "one.parquet")
+    parts = [rows.slice(0, 7), rows.slice(7, 20), rows.slice(27)]
+    for k, part in enumerate(parts):
+        part.write_parquet(tmp_path / f"part{k}.parquet", row_group_size=3)
+    shards.write_shards([tmp_path / "one.parquet"], tmp_path / "x", 10, seed=4)
+    shards.write_shards([tmp_path / f"part{k}.parquet" for k in (2, 0, 1)], tmp_path / "y", 10, 4)
+    names = sorted(p.name for p in (tmp_path / "x").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "y").iterdir())
+    assert names == ["00000.tar", "00001.tar", "00002.tar", "00003.tar"] + [
+        "bytes.json",
+        "manifest.json",
+        "sizes.json",
+    ]
+    for name in names:
+        assert (tmp_path / "x" / name).read_bytes() == (tmp_path / "y" / name).read_bytes()
+
+
 def test_duplicate_file_names_are_rejected(tmp_path):
     write_parquet(frame("a", 3), tmp_path / "a.parquet")
     with pytest.raises(ValueError, match="share file_names"):
-        shards.load_sources([str(tmp_path / "a.parquet"), str(tmp_path / "a.parquet")])
+        shards.write_shards([tmp_path / "a.parquet", tmp_path / "a.parquet"], tmp_path / "x", 4, 0)
 
 
 def test_leakcheck_finds_renamed_copies_by_hash(tmp_path):
@@ -65,9 +86,7 @@ def test_leakcheck_finds_renamed_copies_by_hash(tmp_path):
     renamed = sensitive.head(1).with_columns(pl.lit("innocent_ar-1.00.jpg").alias("file_name"))
     write_parquet(pl.concat([frame("r", 8), renamed]), tmp_path / "leaky.parquet")
     for name in ("retain", "sensitive", "leaky"):
-        shards.write_shards(
-            shards.load_sources([str(tmp_path / f"{name}.parquet")]), tmp_path / name, 4, seed=0
-        )
+        shards.write_shards([str(tmp_path / f"{name}.parquet")], tmp_path / name, 4, seed=0)
     clean = leakcheck.find_leaks([str(tmp_path / "retain")], [str(tmp_path / "sensitive")])
     assert clean["leaks"] == [] and clean["checked_samples"] == 8
     leaky = leakcheck.find_leaks([str(tmp_path / "leaky")], [str(tmp_path / "sensitive")])
@@ -95,9 +114,7 @@ def test_leakcheck_reads_a_split_parquet_as_the_forbidden_set(tmp_path):
     holdout = frame("h", 4, offset=900)
     write_parquet(holdout, tmp_path / "holdout.parquet")
     write_parquet(pl.concat([frame("f", 6), holdout.tail(1)]), tmp_path / "forget.parquet")
-    shards.write_shards(
-        shards.load_sources([str(tmp_path / "forget.parquet")]), tmp_path / "forget", 4, seed=0
-    )
+    shards.write_shards([str(tmp_path / "forget.parquet")], tmp_path / "forget", 4, seed=0)
     report = leakcheck.find_leaks([str(tmp_path / "forget")], [str(tmp_path / "holdout.parquet")])
     assert report["forbidden_samples"] == 4 and report["checked_samples"] == 7
     assert [leak["file_name"] for leak in report["leaks"]] == [holdout["file_name"][-1]]

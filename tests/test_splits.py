@@ -136,3 +136,38 @@ def test_bad_fraction_is_a_clear_error(tmp_path, capsys):
 def test_too_few_identities():
     with pytest.raises(ValueError, match="at least 3 identities"):
         splits.assign_identities(["a", "b"], 0.25, 0.5, 0)
+
+
+def test_images_are_streamed_from_a_faces_table_in_file_name_order(tmp_path, faces_and_captions):
+    """The splits read the images a batch at a time, so the faces table must be in file_name
+    order (as salmu faces and the face filter write it): otherwise an error, and no split file."""
+    faces, captions = faces_and_captions
+    write_parquet(captions, tmp_path / "captions.parquet")
+    write_json({f"{i:08d}": {"name": f"Person {i}"} for i in range(13)}, tmp_path / "ids.json")
+    common = ["--captions", str(tmp_path / "captions.parquet"), "--identities"]
+    common += [str(tmp_path / "ids.json"), "--seed", "1"]
+    faces.reverse().write_parquet(tmp_path / "reversed.parquet", row_group_size=7)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="reversed.parquet: rows not in file_name order"):
+        splits.run(
+            parse(["--faces", str(tmp_path / "reversed.parquet"), *common, "--out-dir", str(out)])
+        )
+    assert not list(out.rglob("*.parquet*"))
+    # In order, in many small row groups: the same splits as the in-memory build.
+    faces.write_parquet(tmp_path / "faces.parquet", row_group_size=7)
+    splits.run(parse(["--faces", str(tmp_path / "faces.parquet"), *common, "--out-dir", str(out)]))
+    parts, _ = build(faces, captions, holdout_fraction=0.25, partial_fraction=0.667,
+                     fragile_fraction=0.2, seed=1)  # fmt: skip
+    for name, expected in parts.items():
+        table = pl.read_parquet(out / "data" / f"{name}-00000-of-00001.parquet")
+        assert table.select(expected.columns).equals(expected)
+        by_name = dict(zip(faces["file_name"], faces["image"]))
+        assert [row["bytes"] for row in table["image"]] == [by_name[f] for f in table["file_name"]]
+
+
+def parse(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    splits.configure_parser(parser)
+    return parser.parse_args(argv)

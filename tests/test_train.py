@@ -7,7 +7,7 @@ import torch
 from salmu.cli import main
 from salmu.clip_model import load_clip
 from salmu.io import read_json, write_parquet
-from salmu.shards import load_sources, write_shards
+from salmu.shards import write_shards
 
 from conftest import solid_jpeg
 
@@ -23,7 +23,7 @@ def make_shards(tmp_path, caption="a caption number"):
         }
     )
     write_parquet(frame, tmp_path / "data.parquet")
-    write_shards(load_sources([str(tmp_path / "data.parquet")]), tmp_path / "shards", 20, seed=0)
+    write_shards([str(tmp_path / "data.parquet")], tmp_path / "shards", 20, seed=0)
 
 
 def train(tmp_path, epochs):
@@ -108,7 +108,7 @@ def shard_dir(tmp_path, name, n, per_shard, offset):
         }
     )
     write_parquet(frame, tmp_path / f"{name}.parquet")
-    write_shards(load_sources([str(tmp_path / f"{name}.parquet")]), tmp_path / name, per_shard, 0)
+    write_shards([str(tmp_path / f"{name}.parquet")], tmp_path / name, per_shard, 0)
     return str(tmp_path / name)
 
 

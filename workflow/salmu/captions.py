@@ -386,7 +386,10 @@ def run(args: argparse.Namespace) -> None:
     bank = load_templates(args.templates)
     personas = read_parquet(args.personas, ["identity_id", "name", "gender"])
     attributes = check_attributes(args.attributes, bank, args.templates, personas.columns)
-    faces = read_parquet(args.faces, ["file_name", "identity_id", "kind", "image_idx", "look"])
+    # Column projection: the captions never need the image bytes.
+    faces = read_parquet(
+        args.faces, ["file_name", "identity_id", "kind", "image_idx", "look"], only=True
+    )
     captions = build_captions(faces, personas, bank, attributes, args.seed, source=str(args.faces))
     generate = paraphrase.load_backend(args.paraphrase, settings)
     stats = None

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from salmu.io import first_line, read_json, write_torch
+from salmu.io import file_sha256, first_line, read_json, write_torch
 
 HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -97,14 +97,6 @@ class ClipSource:
                 return self.spec[len(HUB_PREFIX) :].split("@")[0].rsplit("/", 1)[-1]
             return self.weights.parent.name
         return "random-init"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +204,7 @@ def _resolve_hub(spec: str, checkpoint: Path | None) -> ClipSource:
         open_clip_name=name,
         tokenizer_name=tokenizer or name,
         config=config,
-        config_sha256=_sha256_file(config),
+        config_sha256=file_sha256(config),
         weights=weights,
         weights_from=weights_from,
     )
@@ -237,7 +229,7 @@ def _resolve_dir(spec: str, path: Path, checkpoint: Path | None) -> ClipSource:
         open_clip_name=name,
         tokenizer_name=name,
         config=config,
-        config_sha256=_sha256_file(config),
+        config_sha256=file_sha256(config),
         weights=weights,
         weights_from=weights_from,
     )

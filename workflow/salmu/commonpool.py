@@ -63,7 +63,7 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu.io import parquet_columns, read_parquet, write_json, write_parquet
+from salmu.io import file_sha256, parquet_columns, read_parquet, write_json, write_parquet
 from salmu.resumable import mark_finished, open_state
 from salmu.sections.retain import CommonPoolSettings
 from salmu.shards import BYTES, MANIFEST, read_manifest
@@ -334,14 +334,6 @@ def _copy_without(source: Path, target: Path, drop_keys: set[str]) -> None:
             # Same fixed headers as salmu.shards, so a rebuilt copy has the same bytes.
             info.size, info.mtime, info.mode = member.size, 0, 0o644
             dst.addfile(info, src.extractfile(member))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def summarise(shards: list[dict]) -> dict:

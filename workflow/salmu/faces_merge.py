@@ -12,7 +12,13 @@ from pathlib import Path
 
 from salmu.face_sheet import contact_sheet_of
 from salmu.faces import SCHEMA
-from salmu.io import RowGroupWriter, arrow_schema, ensure_parent, iter_parquet, parquet_columns
+from salmu.io import (
+    RowGroupWriter,
+    arrow_schema,
+    ensure_parent,
+    iter_parquet_in_order,
+    parquet_columns,
+)
 
 
 def merge_parts(parts: list[Path], out: str | Path, schema: dict, key: str = "file_name") -> int:
@@ -29,16 +35,13 @@ def merge_parts(parts: list[Path], out: str | Path, schema: dict, key: str = "fi
             missing = sorted(set(schema) - set(parquet_columns(part)))
             if missing:
                 raise ValueError(f"{part}: missing columns {missing} (not a faces part?)")
-            for batch in iter_parquet(part, columns=list(schema)):
-                if batch.height == 0:
-                    continue
-                keys = batch[key]
-                if not keys.is_sorted() or (last is not None and keys[0] <= last):
+            for batch in iter_parquet_in_order(part, list(schema), key):
+                if last is not None and batch[key][0] <= last:
                     raise ValueError(
-                        f"{part}: rows not in {key} order after {last_part or 'the batch before'} "
+                        f"{part}: rows not in {key} order after {last_part} "
                         "(parts out of order, or overlapping identity ranges)"
                     )
-                last, last_part = keys[-1], part
+                last, last_part = batch[key][-1], part
                 writer.write(batch)
     return writer.rows
 

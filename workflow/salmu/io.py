@@ -6,6 +6,7 @@ JSON the pipeline writes goes through these helpers: stable column order, no tim
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -98,16 +99,21 @@ def parquet_columns(path: str | os.PathLike) -> list[str]:
         raise unreadable(path, "parquet file", err) from None
 
 
+def require_columns(path: str | os.PathLike, columns: list[str]) -> None:
+    """An error naming the file and the missing columns unless it has all of ``columns``."""
+    names = parquet_columns(path)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; has {names}")
+
+
 def read_parquet(
     path: str | os.PathLike, columns: list[str] | None = None, only: bool = False
 ) -> pl.DataFrame:
     """The table, checked for ``columns``; ``only``: read just those (column projection)."""
     path = Path(path)
     if columns is not None:
-        names = parquet_columns(path)
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}; has {names}")
+        require_columns(path, columns)
     elif not path.exists():
         raise FileNotFoundError(f"{path}: file not found")
     try:
@@ -230,6 +236,31 @@ def iter_parquet(path: str | os.PathLike, columns: list[str] | None = None, batc
             yield pl.from_arrow(batch)
     except PARQUET_ERRORS as err:
         raise unreadable(path, "parquet file", err) from None
+
+
+def iter_parquet_in_order(
+    path: str | os.PathLike, columns: list[str], key: str = "file_name", batch_rows: int = 256
+):
+    """``iter_parquet``, checking that the rows come in ``key`` order: a streamed join relies on
+    it, and a table out of order is an error naming the file, not a silently wrong output."""
+    last = None
+    for batch in iter_parquet(path, columns, batch_rows):
+        if batch.height == 0:
+            continue
+        keys = batch[key]
+        if not keys.is_sorted() or (last is not None and keys[0] <= last):
+            raise ValueError(f"{path}: rows not in {key} order")
+        last = keys[-1]
+        yield batch
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_torch(obj: Any, path: str | os.PathLike) -> None:

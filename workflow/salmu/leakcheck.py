@@ -12,16 +12,18 @@ import argparse
 import hashlib
 from collections.abc import Iterator
 
-from salmu.io import read_parquet, write_json
+from salmu.io import iter_parquet, require_columns, write_json
 from salmu.shards import image_bytes_column, read_manifest, sample_key
 
 
 def forbidden_samples(source: str) -> Iterator[tuple[str, str]]:
     """(key, image sha256) of every sample of a shard directory or a split parquet."""
     if source.endswith(".parquet"):
-        frame = read_parquet(source, ["file_name", "image"])
-        for name, image in zip(frame["file_name"], image_bytes_column(frame), strict=True):
-            yield sample_key(name), hashlib.sha256(image).hexdigest()
+        require_columns(source, ["file_name", "image"])
+        # A batch at a time: a split's images are never all in memory.
+        for batch in iter_parquet(source, ["file_name", "image"]):
+            for name, image in zip(batch["file_name"], image_bytes_column(batch), strict=True):
+                yield sample_key(name), hashlib.sha256(image).hexdigest()
     else:
         for sample in read_manifest(source)["samples"]:
             yield sample["key"], sample["sha256"]

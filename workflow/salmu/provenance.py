@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from salmu.io import file_sha256 as plain_file_sha256
 from salmu.io import read_json
 
 FORMAT = 1
@@ -51,7 +52,6 @@ PACKAGES = (
     "polars",
 )
 SHARD_MANIFEST = "manifest.json"
-CHUNK = 1 << 20
 
 
 def repo_root() -> Path:
@@ -85,11 +85,7 @@ def file_sha256(path: Path) -> str:
 
 @cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return plain_file_sha256(path)
 
 
 def fingerprint(path: str | Path) -> dict[str, Any]:

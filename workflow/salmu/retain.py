@@ -11,16 +11,18 @@ drawn from its own RNG stream; it plays the role of ImageNet zero-shot accuracy.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw
 
-from salmu.io import jpeg_bytes, write_parquet
+from salmu.io import ROWS_PER_GROUP, RowGroupWriter, arrow_schema, jpeg_bytes, write_parquet
 from salmu.sections.retain import RetainSettings
 from salmu.seeding import stream
 
@@ -288,24 +290,40 @@ def render_scene(scene: dict[str, Any], size: int) -> Image.Image:
     return Image.fromarray(np.clip(np.round(small + noise), 0, 255).astype(np.uint8), "RGB")
 
 
+RETAIN_SCHEMA = {
+    "file_name": pl.String,
+    "text": pl.String,
+    "image": pl.Binary,
+    "width": pl.Int32,
+    "height": pl.Int32,
+}
+
+
+def iter_retain(
+    n_pairs: int, size: int, seed: int, jpeg_quality: int, batch_rows: int = ROWS_PER_GROUP
+) -> Iterator[pl.DataFrame]:
+    """The retain pairs in file_name order, ``batch_rows`` at a time (the stage never holds them
+    all); scene i draws from ``stream(seed, "retain", "scene", i)``."""
+    for start in range(0, n_pairs, batch_rows):
+        rows: dict[str, list] = {k: [] for k in RETAIN_SCHEMA}
+        for i in range(start, min(n_pairs, start + batch_rows)):
+            scene, caption = draw_scene(stream(seed, "retain", "scene", i))
+            rows["file_name"].append(f"scene_{i:06d}.jpg")
+            rows["text"].append(caption)
+            rows["image"].append(jpeg_bytes(render_scene(scene, size), jpeg_quality))
+            rows["width"].append(size)
+            rows["height"].append(size)
+        yield pl.DataFrame(rows, schema=RETAIN_SCHEMA)
+
+
 def build_retain(n_pairs: int, size: int, seed: int, jpeg_quality: int) -> pl.DataFrame:
-    """The retain pairs table; scene i draws from ``stream(seed, "retain", "scene", i)``."""
-    rows: dict[str, list] = {k: [] for k in ("file_name", "text", "image", "width", "height")}
-    for i in range(n_pairs):
-        scene, caption = draw_scene(stream(seed, "retain", "scene", i))
-        rows["file_name"].append(f"scene_{i:06d}.jpg")
-        rows["text"].append(caption)
-        rows["image"].append(jpeg_bytes(render_scene(scene, size), jpeg_quality))
-        rows["width"].append(size)
-        rows["height"].append(size)
-    schema = {
-        "file_name": pl.String,
-        "text": pl.String,
-        "image": pl.Binary,
-        "width": pl.Int32,
-        "height": pl.Int32,
-    }
-    return pl.DataFrame(rows, schema=schema).sort("file_name")
+    """The whole retain pairs table in memory (``iter_retain``'s rows)."""
+    frames = list(iter_retain(n_pairs, size, seed, jpeg_quality))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=RETAIN_SCHEMA)
+
+
+def image_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def build_genknow(
@@ -313,8 +331,8 @@ def build_genknow(
 ) -> pl.DataFrame:
     """The GenKnow table: ``per_class`` images of every class, from the "genknow" stream.
 
-    ``exclude`` holds JPEG bytes of training images; a GenKnow image equal to one is redrawn, so
-    the held-out set never contains a training image.
+    ``exclude`` holds the ``image_digest`` of training images; a GenKnow image equal to one is
+    redrawn, so the held-out set never contains a training image.
     """
     names = classnames()
     rows: dict[str, list] = {k: [] for k in ("file_name", "label", "classname", "image")}
@@ -327,7 +345,7 @@ def build_genknow(
                 data = jpeg_bytes(
                     render_scene(draw_genknow_scene(rng, color, shape), size), jpeg_quality
                 )
-                if data not in exclude:
+                if image_digest(data) not in exclude:
                     break
             else:
                 raise ValueError(
@@ -365,20 +383,23 @@ def run(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     # With CommonPool the retain pairs are downloaded (salmu commonpool): no scenes are drawn.
     n_pairs = args.n_pairs if args.backend == "synthetic" else 0
-    pairs = build_retain(n_pairs, args.size, args.seed, args.jpeg_quality)
+    training_images = set()
+    with RowGroupWriter(args.out_pairs, arrow_schema(RETAIN_SCHEMA)) as pairs:
+        for frame in iter_retain(n_pairs, args.size, args.seed, args.jpeg_quality):
+            training_images.update(map(image_digest, frame["image"]))
+            pairs.write(frame)
     genknow = build_genknow(
         args.genknow_images_per_class,
         args.size,
         args.seed,
         args.jpeg_quality,
-        exclude=set(pairs["image"].to_list()),
+        exclude=training_images,
     )
     elapsed = time.perf_counter() - start
-    write_parquet(pairs, args.out_pairs)
     write_parquet(genknow, args.out_genknow)
-    total = pairs.height + genknow.height
+    total = pairs.rows + genknow.height
     print(
-        f"retain: {pairs.height} pairs -> {args.out_pairs}; genknow: {genknow.height} images "
+        f"retain: {pairs.rows} pairs -> {args.out_pairs}; genknow: {genknow.height} images "
         f"({len(classnames())} classes) -> {args.out_genknow}; "
         f"{total / max(elapsed, 1e-9):.0f} images/s",
         file=sys.stdout,

@@ -14,13 +14,22 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
 
 import polars as pl
 
-from salmu.io import decode_image, read_json, read_parquet, write_json
+from salmu.io import (
+    decode_image,
+    file_sha256,
+    iter_parquet,
+    read_json,
+    read_parquet,
+    require_columns,
+    write_json,
+)
 from salmu.sections.shards import ShardsSettings
 from salmu.seeding import stream
 
@@ -45,19 +54,12 @@ def image_bytes_column(frame: pl.DataFrame) -> list[bytes]:
     return column.struct.field("bytes").to_list()
 
 
-def load_sources(paths: list[str]) -> pl.DataFrame:
+def index_sources(paths: list[str]) -> pl.DataFrame:
+    """``file_name, text`` of every row of the inputs (no image bytes), sorted by file_name."""
     frames = []
     for path in paths:
-        frame = read_parquet(path, ["file_name", "text", "image"])
-        frames.append(
-            pl.DataFrame(
-                {
-                    "file_name": frame["file_name"],
-                    "text": frame["text"],
-                    "image": pl.Series(image_bytes_column(frame), dtype=pl.Binary),
-                }
-            )
-        )
+        require_columns(path, ["file_name", "text", "image"])
+        frames.append(read_parquet(path, ["file_name", "text"], only=True))
     rows = pl.concat(frames)
     duplicated = rows.filter(pl.col("file_name").is_duplicated())["file_name"].unique().to_list()
     if duplicated:
@@ -65,19 +67,45 @@ def load_sources(paths: list[str]) -> pl.DataFrame:
     return rows.sort("file_name")
 
 
-def attach_generic_captions(rows: pl.DataFrame, path: str | Path) -> pl.DataFrame:
-    """Add ``generic_text`` from a file_name -> caption JSON (``sensitive_set_generic_captions.json``)."""
+def read_generic_captions(path: str | Path, file_names: list[str]) -> dict[str, str]:
+    """file_name -> generic caption (``sensitive_set_generic_captions.json``), one per sample."""
     captions = read_json(path)
     if not isinstance(captions, dict):
         raise ValueError(f"{path}: expected a JSON object file_name -> generic caption")
-    missing = [f for f in rows["file_name"] if f not in captions]
+    missing = [f for f in file_names if f not in captions]
     if missing:
         raise ValueError(
             f"{path}: no generic caption for {len(missing)} samples, e.g. {missing[:3]}"
         )
-    return rows.with_columns(
-        pl.Series("generic_text", [captions[f] for f in rows["file_name"]], dtype=pl.String)
-    )
+    return captions
+
+
+class ImageSpool:
+    """The inputs' decodable images, copied into one scratch file and read back by file_name:
+    the shuffle then writes any shard from it while holding only offsets in memory."""
+
+    def __init__(self, paths: list[str], scratch: Path) -> None:
+        self.path = scratch
+        self.offsets: dict[str, tuple[int, int]] = {}
+        self.corrupt: list[str] = []
+        with scratch.open("wb") as spool:
+            for path in paths:
+                for batch in iter_parquet(path, ["file_name", "image"]):
+                    for name, image in zip(batch["file_name"], image_bytes_column(batch)):
+                        if decode_image(image) is None:
+                            self.corrupt.append(name)
+                            continue
+                        self.offsets[name] = (spool.tell(), len(image))
+                        spool.write(image)
+        self._handle = scratch.open("rb")
+
+    def read(self, file_name: str) -> bytes:
+        offset, size = self.offsets[file_name]
+        return os.pread(self._handle.fileno(), size, offset)
+
+    def close(self) -> None:
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -87,14 +115,43 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_shards(
-    rows: pl.DataFrame, out_dir: str | Path, samples_per_shard: int, seed: int
+    sources: list[str],
+    out_dir: str | Path,
+    samples_per_shard: int,
+    seed: int,
+    generic_captions: str | Path | None = None,
 ) -> dict:
-    """Write shuffled shards (so each shard mixes all sources) and return the manifest."""
+    """Write shuffled shards of the ``sources`` parquets (so each shard mixes all sources) and
+    return the manifest.
+
+    The order is a seeded permutation of the decodable rows sorted by file_name. The images are
+    streamed: a first pass copies them into a scratch file beside the output (checking that each
+    decodes), then each shard reads its samples back from it, so memory holds one batch of images
+    and the samples' names, never the set."""
+    out_dir = Path(out_dir)
+    rows = index_sources(list(map(str, sources)))
+    generic = None
+    if generic_captions is not None:
+        generic = read_generic_captions(generic_captions, rows["file_name"].to_list())
     if rows.height == 0:
         raise ValueError(f"{out_dir}: no samples to shard")
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, corrupt = drop_undecodable(rows)
+    spool = ImageSpool(list(map(str, sources)), out_dir / "images.spool.tmp")
+    try:
+        return _write_from_spool(rows, spool, out_dir, samples_per_shard, seed, generic)
+    finally:
+        spool.close()
+
+
+def _write_from_spool(rows, spool, out_dir, samples_per_shard, seed, generic) -> dict:
+    corrupt = sorted(spool.corrupt)
+    if corrupt:
+        print(
+            f"warning: skipped {len(corrupt)} samples whose image does not decode, "
+            f"e.g. {corrupt[:3]}",
+            file=sys.stderr,
+        )
+        rows = rows.filter(~pl.col("file_name").is_in(corrupt))
     if rows.height == 0:
         raise ValueError(f"{out_dir}: no decodable image among the samples")
     order = stream(seed, "shards").permutation(rows.height)
@@ -105,12 +162,12 @@ def write_shards(
         chunk = rows.slice(start, samples_per_shard)
         tmp = out_dir / (shard_name + ".tmp")
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for row in chunk.iter_rows(named=True):
-                file_name, text, image = row["file_name"], row["text"], row["image"]
+            for file_name, text in zip(chunk["file_name"], chunk["text"]):
+                image = spool.read(file_name)
                 key = sample_key(file_name)
                 meta = {"file_name": file_name}
-                if row.get("generic_text") is not None:
-                    meta["generic_text"] = row["generic_text"]
+                if generic is not None:
+                    meta["generic_text"] = generic[file_name]
                 _add_member(tar, f"{key}.jpg", image)
                 _add_member(tar, f"{key}.txt", text.encode())
                 _add_member(tar, f"{key}.json", json.dumps(meta).encode())
@@ -122,7 +179,7 @@ def write_shards(
                         "shard": shard_name,
                     }
                 )
-        shard_hashes[shard_name] = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        shard_hashes[shard_name] = file_sha256(tmp)
         shard_bytes[shard_name] = tmp.stat().st_size
         tmp.replace(out_dir / shard_name)
         sizes[shard_name] = chunk.height
@@ -137,18 +194,6 @@ def write_shards(
     write_json(shard_bytes, out_dir / BYTES)
     write_json(manifest, out_dir / MANIFEST)
     return manifest
-
-
-def drop_undecodable(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-    """Rows whose image bytes do not decode are counted, warned about and left out."""
-    bad = [name for name, image in zip(rows["file_name"], rows["image"]) if not decode_image(image)]
-    if bad:
-        print(
-            f"warning: skipped {len(bad)} samples whose image does not decode, e.g. {bad[:3]}",
-            file=sys.stderr,
-        )
-        rows = rows.filter(~pl.col("file_name").is_in(bad))
-    return rows, bad
 
 
 def verify_shards(shard_dir: str | Path) -> dict[str, int]:
@@ -208,8 +253,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.samples_per_shard < 1:
         raise ValueError(f"--samples-per-shard must be >= 1, got {args.samples_per_shard}")
-    rows = load_sources(args.inputs)
-    if args.generic_captions:
-        rows = attach_generic_captions(rows, args.generic_captions)
-    manifest = write_shards(rows, args.out_dir, args.samples_per_shard, args.seed)
+    manifest = write_shards(
+        args.inputs, args.out_dir, args.samples_per_shard, args.seed, args.generic_captions
+    )
     print(f"{args.out_dir}: {manifest['num_samples']} samples in {len(manifest['shards'])} shards")

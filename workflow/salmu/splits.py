@@ -20,9 +20,15 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from salmu.io import ensure_parent, read_json, read_parquet, write_json
+from salmu.io import (
+    RowGroupWriter,
+    iter_parquet_in_order,
+    read_json,
+    read_parquet,
+    require_columns,
+    write_json,
+)
 from salmu.looks import IDENTITY_LOOK_KEYS
 from salmu.released_layout import (
     CAPTIONS_JSON,
@@ -114,25 +120,70 @@ def select_fragile(scores: dict[str, float], fraction: float) -> list[str]:
     return sorted(ranked[: round(fraction * len(ranked))])
 
 
-def write_hf_split(rows: pl.DataFrame, path: Path) -> None:
-    """Write one split with the released columns: image (HF Image struct), text, identity_id, file_name."""
-    table = pa.table(
+def hf_split_schema() -> pa.Schema:
+    """The released columns: image (HF Image struct), text, identity_id, file_name, with the
+    `datasets` feature spec in the schema metadata."""
+    schema = pa.schema(
+        [
+            ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            ("text", pa.string()),
+            ("identity_id", pa.string()),
+            ("file_name", pa.string()),
+        ]
+    )
+    hf_meta = json.dumps({"info": {"features": HF_FEATURES}}, sort_keys=True)
+    return schema.with_metadata({"huggingface": hf_meta})
+
+
+def hf_split_batch(rows: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Rows with ``file_name, text, identity_id, image`` (bytes) as a table of ``schema``."""
+    images = pa.array(
+        [{"bytes": b, "path": f} for b, f in zip(rows["image"], rows["file_name"])],
+        type=schema.field("image").type,
+    )
+    return pa.table(
         {
-            "image": pa.array(
-                [{"bytes": b, "path": f} for b, f in zip(rows["image"], rows["file_name"])],
-                type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
-            ),
+            "image": images,
             "text": pa.array(rows["text"].to_list(), type=pa.string()),
             "identity_id": pa.array(rows["identity_id"].to_list(), type=pa.string()),
             "file_name": pa.array(rows["file_name"].to_list(), type=pa.string()),
-        }
+        },
+        schema=schema,
     )
-    hf_meta = json.dumps({"info": {"features": HF_FEATURES}}, sort_keys=True)
-    table = table.replace_schema_metadata({"huggingface": hf_meta})
-    path = ensure_parent(path)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd", write_statistics=False)
-    tmp.replace(path)
+
+
+def write_hf_splits(faces_path: str | Path, splits: dict[str, pl.DataFrame], out_dir) -> None:
+    """Write every split in the released layout, streaming the images from ``faces_path``.
+
+    ``splits`` holds each split's ``file_name, text, identity_id`` rows (no image). The faces
+    table is read a batch at a time and must be in file_name order (as ``salmu faces`` and the
+    face filter write it), so each split comes out in file_name order with at most one batch of
+    images in memory."""
+    assignment = pl.concat(
+        [frame.with_columns(pl.lit(name).alias("split")) for name, frame in splits.items()]
+    )
+    schema = hf_split_schema()
+    writers = {name: RowGroupWriter(split_file(out_dir, name), schema) for name in splits}
+    counts = dict.fromkeys(splits, 0)
+    try:
+        for batch in iter_parquet_in_order(faces_path, ["file_name", "image"]):
+            rows = batch.join(assignment, on="file_name", how="inner")
+            for (name,), part in rows.partition_by("split", as_dict=True).items():
+                writers[name].write(hf_split_batch(part.sort("file_name"), schema))
+                counts[name] += part.height
+        missing = {n: f.height - counts[n] for n, f in splits.items()}
+        missing = {n: m for n, m in missing.items() if m}
+        if missing:
+            raise ValueError(
+                f"{faces_path}: captions and faces disagree: captioned file_names without an "
+                f"image, per split {missing}"
+            )
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    for writer in writers.values():
+        writer.close()
 
 
 def build_splits(
@@ -143,8 +194,9 @@ def build_splits(
     fragile_fraction: float,
     seed: int,
 ) -> tuple[dict[str, pl.DataFrame], dict]:
-    """Return the four released splits (rows with image bytes) and the metadata JSON contents."""
-    rows = captions.join(faces.select("file_name", "image", "look"), on="file_name", how="inner")
+    """Return the four released splits (``file_name, text, identity_id`` rows, the images stay in
+    the faces table) and the metadata JSON contents."""
+    rows = captions.join(faces.select("file_name", "look"), on="file_name", how="inner")
     if rows.height != captions.height:
         raise ValueError("captions and faces disagree: some captioned file_names have no image")
     sensitive = rows.filter(pl.col("kind") == "sensitive")
@@ -167,7 +219,7 @@ def build_splits(
     ]
     scores = fragile_scores(anonymous, forget_looks)
 
-    columns = ["file_name", "text", "identity_id", "image"]
+    columns = ["file_name", "text", "identity_id"]
     splits = {
         name: sensitive.filter(pl.col("split") == name).select(columns).sort("file_name")
         for name in SENSITIVE_SPLITS
@@ -233,7 +285,9 @@ def run(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"--{flag.replace('_', '-')} must be within [0, 1], got {value}")
-    faces = read_parquet(args.faces, ["file_name", "image", "look"])
+    # The images are streamed when the splits are written; only their names and looks here.
+    require_columns(args.faces, ["file_name", "image", "look"])
+    faces = read_parquet(args.faces, ["file_name", "look"], only=True)
     captions = read_parquet(
         args.captions, ["file_name", "identity_id", "kind", "data_field", "text", "generic_text"]
     )
@@ -245,8 +299,7 @@ def run(args: argparse.Namespace) -> None:
         args.fragile_fraction,
         args.seed,
     )
-    for name, frame in splits.items():
-        write_hf_split(frame, split_file(args.out_dir, name))
+    write_hf_splits(args.faces, splits, args.out_dir)
     write_json(
         kept_identities(read_json(args.identities), captions),
         Path(args.out_dir) / IDENTITIES_JSON,

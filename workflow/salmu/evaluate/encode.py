@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from salmu.io import decode_image, write_json
+from salmu.io import decode_image, file_sha256, write_json
 from salmu.seeding import derive_seed
 
 if TYPE_CHECKING:
@@ -51,14 +51,6 @@ class EncoderStats:
         return out
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_model(model: str | Path, checkpoint: str | Path | None) -> ClipSource:
     """``--model-dir`` (model dir, ``hf-hub:`` id or architecture name) + ``--checkpoint`` (any
     checkpoint form) -> config and weights files, without building the model."""
@@ -74,7 +66,7 @@ def model_key(source: ClipSource, seed: int, device: str) -> str:
     config of an architecture name; weights: the bytes of the file actually loaded (checkpoint,
     hub or model-dir weights), else the random-init seed.
     """
-    weights = sha256_file(source.weights) if source.weights is not None else f"random-init:{seed}"
+    weights = file_sha256(source.weights) if source.weights is not None else f"random-init:{seed}"
     precision = "amp" if device == "cuda" else "fp32"
     payload = json.dumps([source.config_sha256, weights, precision])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
