@@ -12,11 +12,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,8 @@ class Server:
 
     def __init__(self, root: Path):
         requests = self.requests = []
+        # Paths whose answer waits until their event is set (a download to kill mid-way).
+        held = self.held = {}
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def __init__(self, *args, **kwargs):
@@ -56,7 +60,12 @@ class Server:
 
             def do_GET(self):
                 requests.append(self.path)
-                super().do_GET()
+                if self.path in held:
+                    held[self.path].wait(60)
+                try:
+                    super().do_GET()
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -428,3 +437,135 @@ def test_a_separate_work_dir_survives_deleting_the_published_dir(pool, tmp_path)
     expected = shards.read_manifest(pool["out"])["samples"]
     assert shards.read_manifest(out)["samples"] == expected
     assert not (out / "img2dataset").exists()
+
+
+# -- the download as several jobs (retain.commonpool.jobs) --------------------------------------
+
+
+def part_label(k: int, parts: int = 3) -> str:
+    return f"{k:03d}-of-{parts:03d}"
+
+
+@pytest.fixture(scope="module")
+def pool_parts(pool, tmp_path_factory):
+    """The fixture's request as 3 jobs, as the workflow runs them: each part into a directory of
+    its own, with its own state. Part 2 is killed (SIGKILL) while its second shard downloads,
+    then run again; the merge joins the three."""
+    root = tmp_path_factory.mktemp("commonpool_parts")
+    server = pool["server"]
+
+    def argv(k):
+        args = pool["argv"].copy()
+        args[args.index("--out-dir") + 1] = str(root / "parts" / part_label(k))
+        return (
+            args
+            + ["--work-dir", str(root / "state" / part_label(k))]
+            + [*("--part", str(k), "--parts", "3")]
+        )
+
+    requests = {}
+    for k in (0, 1):
+        server.requests.clear()
+        assert main(argv(k)) == 0
+        requests[k] = sorted(server.requests)
+    # Part 2's rows are u08..u13: shard 0 = u08..u11, shard 1 = u12, u13 (4 per shard).
+    server.requests.clear()
+    server.held["/good4.jpg"] = threading.Event()
+    job = subprocess.Popen(
+        [SALMU, *argv(2)],
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its img2dataset workers go with it
+    )
+    deadline = time.monotonic() + 120
+    while "/good4.jpg" not in server.requests and job.poll() is None:
+        assert time.monotonic() < deadline, "part 2 never reached its second shard"
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    server.held.pop("/good4.jpg").set()
+    killed = sorted(server.requests)
+    server.requests.clear()
+    assert main(argv(2)) == 0  # the same job again: it resumes
+    requests[2] = sorted(server.requests)
+    parts = [root / "parts" / part_label(k) for k in range(3)]
+    merged = root / "merged"
+    assert main(["commonpool-merge", "--parts", *map(str, parts), "--out-dir", str(merged)]) == 0
+    return {"parts": parts, "state": root / "state", "merged": merged, "requests": requests,
+            "killed": killed, "job_status": job.returncode}  # fmt: skip
+
+
+def test_each_part_downloads_only_its_own_rows(pool, pool_parts):
+    requests = pool_parts["requests"]
+    assert requests[0] == ["/good0.jpg", "/good1.jpg", "/good2.jpg", "/missing.jpg"]
+    assert set(requests[1]) == {"/missing2.jpg", "/notes.txt"}  # dead or not images
+    every = [r for k in (0, 1) for r in requests[k]] + pool_parts["killed"]
+    assert sorted(set(every) | set(requests[2])) == sorted(set(pool["first_requests"]))
+    # Each part reports its rows and what it read, and only the merge counts absent uids.
+    reports = [json.loads((p / "download_report.json").read_text()) for p in pool_parts["parts"]]
+    assert [r["metadata"]["rows"] for r in reports] == [[0, 5], [5, 10], [10, 16]]
+    assert [r["metadata"]["uids_not_in_metadata"] for r in reports] == [None, None, None]
+    # Part 1 got no sample (every URL dead): an empty part, not a failed job.
+    assert (
+        reports[1]["total"]["samples"] == 0
+        and shards.read_manifest(pool_parts["parts"][1])["shards"] == []
+    )
+
+
+def test_a_killed_part_resumes_only_its_unfinished_shard(pool_parts):
+    assert pool_parts["job_status"] == -signal.SIGKILL
+    # Killed in its second shard: the first was finished and is not fetched again.
+    assert "/good3.jpg" in pool_parts["killed"]
+    assert pool_parts["requests"][2] == ["/good4.jpg", "/good5.jpg"]
+    state = json.loads((pool_parts["state"] / part_label(2) / STATE).read_text())
+    assert state["finished"] is True
+
+
+def test_the_merge_equals_one_job_over_the_whole_pool(pool, pool_parts):
+    merged, whole = pool_parts["merged"], pool["out"]
+    manifest = shards.read_manifest(merged)
+
+    def contents(manifest):
+        return sorted((s["file_name"], s["sha256"]) for s in manifest["samples"])
+
+    assert contents(manifest) == contents(shards.read_manifest(whole))
+    # One numbering over the parts, in part order; part 1 published nothing.
+    assert manifest["shards"] == ["00000.tar", "00001.tar", "00002.tar"]
+    assert json.loads((merged / "sizes.json").read_text()) == {
+        "00000.tar": 3,
+        "00001.tar": 3,
+        "00002.tar": 2,
+    }
+    for name in manifest["shards"]:
+        assert (
+            hashlib.sha256((merged / name).read_bytes()).hexdigest()
+            == manifest["shard_sha256"][name]
+        )
+    # Hard links to the parts' tars (themselves links to img2dataset's): no second copy.
+    part2 = pool_parts["parts"][2]
+    assert (merged / "00002.tar").stat().st_ino == (part2 / "00001.tar").stat().st_ino
+    report = json.loads((merged / "download_report.json").read_text())
+    one = json.loads((whole / "download_report.json").read_text())
+    for key in ("rows", "successes", "failed", "samples", "dropped_by_image_sha256", "failures"):
+        assert report["total"][key] == one["total"][key]
+    assert {k: v for k, v in report["metadata"].items() if k != "files"} == {
+        k: v for k, v in one["metadata"].items() if k not in ("files", "part", "parts", "rows")
+    }
+    assert report["metadata"]["uids_not_in_metadata"] == 1
+    assert sorted(report["parts"]) == [part_label(k) for k in range(3)]
+    assert report["total"]["empty_shards"] == ["001-of-003/00000.tar"]
+    assert leakcheck.find_leaks([str(merged)], [str(pool["sensitive"])])["leaks"] == []
+
+
+def test_the_merge_refuses_parts_of_two_requests_and_an_empty_pool(pool_parts, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(pool_parts["parts"][0], other)
+    report = json.loads((other / "download_report.json").read_text())
+    report["settings"]["samples_per_shard"] = 5
+    (other / "download_report.json").write_text(json.dumps(report))
+    argv = ["commonpool-merge", "--out-dir", str(tmp_path / "out"), "--parts"]
+    assert main([*argv, str(other), str(pool_parts["parts"][2])]) == 2
+    assert "different settings" in capsys.readouterr().err
+    assert main([*argv, str(pool_parts["parts"][1])]) == 2
+    assert "no sample was downloaded by any of the 1 parts" in capsys.readouterr().err

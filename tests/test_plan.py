@@ -97,17 +97,24 @@ def test_cli_plans_the_paper_tier_from_the_dry_run(tmp_path):
     paper = yaml.safe_load((ROOT / PAPER).read_text())["unlearn"]
     fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])
     assert rules["unlearn"]["jobs"] == fan_out and rules["evaluate"]["jobs"] == fan_out + 2
-    assert rules["train"]["devices_per_job"] == 128 and rules["commonpool"]["jobs"] == 1
+    assert rules["train"]["devices_per_job"] == 128
     assert payload["sizes"]["source"] == "config" and payload["sizes"]["sensitive"] == 100_000
     assert payload["totals"]["gpu"] == pytest.approx(
-        sum(r["device_hours"] for r in rules.values() if r["device_hours"] is not None)
+        sum(r["device_hours"] or 0 for r in rules.values() if r["device"] == "gpu")
     )
+    assert payload["totals"]["cpu"] == pytest.approx(rules["commonpool"]["device_hours"])
     assert "GPU-hours" in stdout and "on 128 devices" in stdout
     # 32 faces jobs (faces.jobs) of ~3,800 images at 2 images/s: each within its 60 minutes.
     assert rules["faces"]["jobs"] == rules["face_filter"]["jobs"] == 32
     assert rules["faces"]["runtime_minutes"] == 60 and not rules["faces"]["over_runtime"]
     assert not rules["evaluate"]["over_runtime"]
     assert "warning: faces" not in stdout
+    # 64 CommonPool downloads (retain.commonpool.jobs) of 6.25M pairs at 1,300 images/s each:
+    # ~1.3 h, within the 4-hour runtime; one merge publishes them.
+    assert rules["commonpool"]["jobs"] == 64 and rules["merge_commonpool"]["jobs"] == 1
+    assert rules["commonpool"]["wall_hours_per_job"] == pytest.approx(400e6 / 64 / 1300 / 3600)
+    assert rules["commonpool"]["runtime_minutes"] == 240
+    assert not rules["commonpool"]["over_runtime"] and "warning:" not in stdout
 
 
 def test_one_faces_job_for_the_paper_tier_is_flagged(tmp_path):
@@ -124,6 +131,18 @@ def test_one_faces_job_for_the_paper_tier_is_flagged(tmp_path):
     assert rules["faces"]["jobs"] == 1 and rules["faces"]["over_runtime"]
     assert "warning: faces: each of its 1 job(s) needs about" in stdout
     assert "Raise faces.runtime to at least" in stdout and "(faces.jobs)" in stdout
+
+
+def test_one_commonpool_job_for_the_paper_tier_is_flagged(tmp_path):
+    overlay = tmp_path / "one_job.yaml"
+    overlay.write_text("retain:\n  commonpool:\n    jobs: 1\n    runtime: 2880\n")
+    stdout, payload = plan(tmp_path, "--configfile", PAPER, str(overlay), "--run", "pytest-plan")
+    rules = {row["rule"]: row for row in payload["rules"]}
+    # 400M pairs through one node at 1,300 images/s: ~85 h, past a 48-hour runtime.
+    assert rules["commonpool"]["jobs"] == 1 and rules["commonpool"]["over_runtime"]
+    assert "warning: commonpool: each of its 1 job(s) needs about 85.5 h" in stdout
+    assert "Raise retain.commonpool.runtime to at least" in stdout
+    assert "(retain.commonpool.jobs)" in stdout
 
 
 def test_runtimes_come_from_the_dry_runs_job_blocks():

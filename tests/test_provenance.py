@@ -65,6 +65,7 @@ def test_a_record_holds_hashes_code_environment_config_and_seeds(recorded_run):
     config = json.loads((recorded_run / data["config_file"]).read_text())
     assert config == {"seed": 7, "run": "t"}
     assert data["host"] and data["start"] <= data["end"]
+    assert data["memory"]["peak_rss_mb"] > 50  # python, polars and the stage, in this process
     # Both outputs of the personas job carry the same record.
     assert record_path(METADATA).read_text() == record_path(PERSONAS).read_text()
 
@@ -152,3 +153,16 @@ def test_every_recorded_job_carries_its_own_rules_name():
                 assert named.group(1) == rule, f"{smk.name}: rule {rule} records {named.group(1)}"
                 checked += 1
     assert checked >= 20
+
+
+def test_peak_memory_is_the_high_water_mark():
+    """The record's peak is the kernel's high-water mark: memory freed before the job ends
+    still counts."""
+    from salmu.provenance import peak_memory
+
+    before = peak_memory()["peak_rss_mb"]
+    size_mb = int(before) + 300  # more than this process has ever held
+    block = bytearray(size_mb * 2**20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    del block
+    assert peak_memory()["peak_rss_mb"] >= size_mb * 0.9

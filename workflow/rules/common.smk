@@ -52,19 +52,25 @@ check_config(
 SETTINGS = from_config(config)
 
 
-def faces_part_label(part, parts):
-    return f"{part:03d}-of-{parts:03d}"
+def job_parts(folder, parts, suffix=""):
+    """The paths of a stage's ``parts`` parts in ``folder`` (``{run}`` left as a wildcard), in
+    part order, each named by its ``{job_part}`` label (``K-of-N``)."""
+    return [f"{folder}/{k:03d}-of-{parts:03d}{suffix}" for k in range(parts)]
 
 
 def faces_parts(folder):
-    """The faces parts' files in ``folder`` (``{run}`` left as a wildcard), in identity order."""
-    parts = config["faces"]["jobs"]
-    return [f"{folder}/{faces_part_label(k, parts)}.parquet" for k in range(parts)]
+    """The faces parts' files, in identity order (config faces.jobs)."""
+    return job_parts(folder, config["faces"]["jobs"], ".parquet")
 
 
-def faces_part_flags(wildcards):
-    """``--part K --parts N`` of a faces job, from its ``{faces_part}`` label."""
-    part, parts = (int(n) for n in wildcards.faces_part.split("-of-"))
+def commonpool_parts(folder):
+    """The CommonPool download's parts, in metadata order (config retain.commonpool.jobs)."""
+    return job_parts(folder, config["retain"]["commonpool"]["jobs"])
+
+
+def part_flags(wildcards):
+    """``--part K --parts N`` of a part's job, from its ``{job_part}`` label."""
+    part, parts = (int(n) for n in wildcards.job_part.split("-of-"))
     return f"--part {part} --parts {parts}"
 
 
@@ -152,7 +158,7 @@ wildcard_constraints:
     state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+",
     name=r"[A-Za-z0-9_.-]+",
     part="resolved|data",
-    faces_part=r"[0-9]{3}-of-[0-9]{3}",
+    job_part=r"[0-9]{3}-of-[0-9]{3}",
 
 
 def budget_label(budget):

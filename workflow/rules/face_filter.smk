@@ -2,14 +2,14 @@
 # kept rows and the report.
 rule face_filter:
     input:
-        faces="results/{run}/data/faces_parts/{faces_part}.parquet",
+        faces="results/{run}/data/faces_parts/{job_part}.parquet",
         personas="results/{run}/data/personas.parquet",
     output:
-        checks="results/{run}/data/face_filter_parts/{faces_part}.parquet",
+        checks="results/{run}/data/face_filter_parts/{job_part}.parquet",
     log:
-        "results/{run}/logs/face_filter/{faces_part}.log",
+        "results/{run}/logs/face_filter/{job_part}.log",
     benchmark:
-        "results/{run}/benchmarks/face_filter/{faces_part}.tsv"
+        "results/{run}/benchmarks/face_filter/{job_part}.tsv"
     conda:
         SALMU_ENV
     threads: 1

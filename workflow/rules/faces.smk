@@ -3,11 +3,11 @@ rule faces:
     input:
         personas="results/{run}/data/personas.parquet",
     output:
-        faces="results/{run}/data/faces_parts/{faces_part}.parquet",
+        faces="results/{run}/data/faces_parts/{job_part}.parquet",
     log:
-        "results/{run}/logs/faces/{faces_part}.log",
+        "results/{run}/logs/faces/{job_part}.log",
     benchmark:
-        "results/{run}/benchmarks/faces/{faces_part}.tsv"
+        "results/{run}/benchmarks/faces/{job_part}.tsv"
     conda:
         SALMU_ENV
     threads: 1
@@ -18,7 +18,7 @@ rule faces:
     params:
         settings=face_renderer_flags,
         seed=config["seed"],
-        part=faces_part_flags,
+        part=part_flags,
     shell:
         recorded(
             "faces",

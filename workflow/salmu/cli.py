@@ -28,7 +28,11 @@ STAGES = {
         "released-artifacts mode: an outside Clean / Compromised becomes this run's",
     ),
     "retain": ("salmu.retain", "synthetic retain scenes and the GenKnow zero-shot set"),
-    "commonpool": ("salmu.commonpool", "DataComp CommonPool retain shards via img2dataset"),
+    "commonpool": (
+        "salmu.commonpool",
+        "DataComp CommonPool retain shards via img2dataset (one metadata row range per --part)",
+    ),
+    "commonpool-merge": ("salmu.commonpool_merge", "the CommonPool shard directory from its parts"),
     "shards": ("salmu.shards", "webdataset training shards"),
     "leakcheck": ("salmu.leakcheck", "check a training set holds no forbidden sample"),
     "train": ("salmu.train", "train a CLIP with open_clip_train"),
@@ -48,6 +52,7 @@ STAGES = {
     "settings": ("salmu.settings_doc", "every stage setting with its default (docs/settings.md)"),
     "check-config": ("salmu.config_checks", "check config overlays: YAML errors with file:line"),
     "throughput": ("salmu.throughput", "measure train / encode / face throughput of this machine"),
+    "memory-bench": ("salmu.memory_bench", "peak memory of the data stages at growing scales"),
 }
 
 

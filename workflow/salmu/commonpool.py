@@ -1,9 +1,11 @@
 """DataComp CommonPool retain shards, downloaded with img2dataset into our shard-directory format.
 
-CommonPool metadata (parquet: ``uid, url, text`` and optionally ``sha256``, ``face_bboxes``, ...) is
-filtered (``--uids`` subset; rows whose ``sha256`` is an image of a ``--exclude-sha256`` shard
-directory), handed to ``img2dataset.download`` and the downloaded shards are published as a shard
-directory that ``salmu train``/``salmu leakcheck`` read like any other (see ``salmu.shards``)::
+CommonPool metadata (parquet: ``uid, url, text`` and optionally ``sha256``, ``face_bboxes``, ...;
+``salmu.commonpool_metadata``) is filtered (``--uids`` subset; rows whose ``sha256`` is an image of
+a ``--exclude-sha256`` shard directory), handed to ``img2dataset.download`` and the downloaded
+shards are published as a shard directory that ``salmu train``/``salmu leakcheck`` read like any
+other (see ``salmu.shards``). With ``--part K --parts N`` a job downloads one of N contiguous
+metadata row ranges into a directory of its own; ``salmu commonpool-merge`` joins the parts::
 
     OUT/00000.tar ...            published shards (samples: <key>.jpg/.txt/.json, key = img2dataset key)
     OUT/sizes.json               shard name -> sample count (open_clip_train)
@@ -63,14 +65,18 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu.io import file_sha256, parquet_columns, read_parquet, write_json, write_parquet
+from salmu.commonpool_metadata import (
+    BBOX_COLUMN,
+    load_metadata,
+    read_uids,
+    resolve_metadata,
+    select_rows,
+)
+from salmu.io import file_sha256, read_parquet, write_json, write_parquet
 from salmu.resumable import mark_finished, open_state
 from salmu.sections.retain import CommonPoolSettings
 from salmu.shards import BYTES, MANIFEST, read_manifest
 
-REQUIRED_COLUMNS = ["uid", "url", "text"]
-BBOX_COLUMN = "face_bboxes"
-HF_PREFIX = "hf-hub:"
 WORKDIR = "img2dataset"
 ROWS = "commonpool_rows.parquet"
 REPORT = "download_report.json"
@@ -79,110 +85,11 @@ OOM_SHARD_COUNT = 5
 SHARD_TAR = re.compile(r"^\d+\.tar$")
 
 
-# --- metadata -------------------------------------------------------------------------------
-
-
-def resolve_metadata(spec: str) -> list[Path]:
-    """Parquet files of a file, a directory, or a cached/downloadable ``hf-hub:<dataset id>``."""
-    if spec.startswith(HF_PREFIX):
-        root = _hf_snapshot(spec[len(HF_PREFIX) :])
-    else:
-        root = Path(spec)
-        if not root.exists():
-            raise FileNotFoundError(f"{spec}: metadata not found")
-        if root.is_file():
-            return [root]
-    files = sorted(root.rglob("*.parquet"))
-    if not files:
-        raise ValueError(f"{spec}: no *.parquet metadata files")
-    return files
-
-
-def _hf_snapshot(dataset_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    try:
-        # Offline (HF_HUB_OFFLINE=1) this returns the cached snapshot or raises.
-        path = snapshot_download(dataset_id, repo_type="dataset", allow_patterns="*.parquet")
-    except (OSError, ValueError) as err:
-        # Hub errors are OSError/ValueError subclasses with multi-line messages.
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{HF_PREFIX}{dataset_id}: dataset not available (not cached, or the Hub refused: {reason})"
-        ) from None
-    return Path(path)
-
-
-def load_metadata(files: list[Path], blur_faces: bool) -> pl.DataFrame:
-    """uid, url, text, sha256 (null when a file has none) and, for blurring, face_bboxes."""
-    expected = REQUIRED_COLUMNS + ([BBOX_COLUMN] if blur_faces else [])
-    frames = []
-    for path in files:
-        columns = parquet_columns(path)
-        missing = [c for c in expected if c not in columns]
-        if missing:
-            raise ValueError(
-                f"{path}: missing columns {missing}; CommonPool metadata needs {expected}"
-                + (" (--blur-faces needs face_bboxes)" if BBOX_COLUMN in missing else "")
-            )
-        wanted = expected + (["sha256"] if "sha256" in columns else [])
-        frame = read_parquet(path, wanted, only=True)
-        frames.append(_normalise(frame, blur_faces))
-    meta = pl.concat(frames)
-    duplicated = meta.filter(pl.col("uid").is_duplicated())["uid"].unique().sort().to_list()
-    if duplicated:
-        raise ValueError(
-            f"{files[0].parent}: duplicate uids in the metadata, e.g. {duplicated[:3]}"
-        )
-    return meta
-
-
-def _normalise(frame: pl.DataFrame, blur_faces: bool) -> pl.DataFrame:
-    """One schema for every file, so that files with and without sha256 concatenate."""
-    columns = [
-        pl.col("uid").cast(pl.String),
-        pl.col("url").cast(pl.String),
-        pl.col("text").cast(pl.String),
-        (pl.col("sha256") if "sha256" in frame.columns else pl.lit(None))
-        .cast(pl.String)
-        .str.to_lowercase()
-        .alias("sha256"),
-    ]
-    if blur_faces:
-        columns.append(pl.col(BBOX_COLUMN).cast(pl.List(pl.List(pl.Float64))))
-    return frame.select(columns)
-
-
-def read_uids(path: str | Path) -> set[str]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: uid list not found")
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+# --- metadata ---------------------------------------------------------------------------------
 
 
 def forbidden_hashes(shard_dirs: list[str]) -> set[str]:
     return {s["sha256"] for d in shard_dirs for s in read_manifest(d)["samples"]}
-
-
-def select_rows(
-    meta: pl.DataFrame, uids: set[str] | None, forbidden: set[str]
-) -> tuple[pl.DataFrame, dict]:
-    """Keep the requested uids, drop rows whose crawl-time sha256 is a forbidden image."""
-    counts = {"metadata_rows": meta.height, "uids_requested": None, "uids_not_in_metadata": 0}
-    if uids is not None:
-        counts["uids_requested"] = len(uids)
-        counts["uids_not_in_metadata"] = len(uids - set(meta["uid"].to_list()))
-        meta = meta.filter(pl.col("uid").is_in(sorted(uids)))
-    counts["rows_in_subset"] = meta.height
-    known = pl.col("sha256").is_in(sorted(forbidden)).fill_null(False)
-    counts["dropped_by_metadata_sha256"] = meta.filter(known).height
-    rows = meta.filter(~known).drop("sha256")
-    counts["rows_to_download"] = rows.height
-    if rows.height == 0:
-        raise ValueError(
-            "no metadata rows left to download after the uid subset / sha256 exclusion"
-        )
-    return rows, counts
 
 
 # --- the img2dataset run --------------------------------------------------------------------
@@ -336,51 +243,60 @@ def _copy_without(source: Path, target: Path, drop_keys: set[str]) -> None:
             dst.addfile(info, src.extractfile(member))
 
 
-def summarise(shards: list[dict]) -> dict:
+def summarise(reports: dict[str, dict]) -> dict:
+    """Totals over shard reports (shard name -> ``read_shard``'s report)."""
     failures: dict = collections.defaultdict(collections.Counter)
-    for shard in shards:
-        for status, messages in shard["report"]["failures"].items():
+    for report in reports.values():
+        for status, messages in report["failures"].items():
             failures[status].update(messages)
     total = {
-        k: sum(s["report"][k] for s in shards)
+        k: sum(r[k] for r in reports.values())
         for k in ("rows", "successes", "dropped_by_image_sha256", "samples")
     }
     total["failed"] = total["rows"] - total["successes"]
     total["success_rate"] = round(total["successes"] / total["rows"], 6) if total["rows"] else 0.0
     total["failures"] = {status: dict(sorted(c.items())) for status, c in sorted(failures.items())}
     total["failures_by_status"] = {s: sum(c.values()) for s, c in sorted(failures.items())}
-    total["empty_shards"] = [s["name"] for s in shards if not s["samples"]]
+    total["empty_shards"] = [name for name, r in reports.items() if not r["samples"]]
     return total
 
 
-def publish(out_dir: Path, shards: list[dict], report: dict) -> dict:
-    """Publish non-empty shards, remove stale ones, write sizes/manifest/report."""
-    kept = [s for s in shards if s["samples"]]
+def write_shard_dir(out_dir: Path, shards: list[dict]) -> dict:
+    """Publish ``shards`` (name, source tar, samples, keys to drop) into ``out_dir`` with its
+    sizes, bytes and manifest; a tar already there under another name is stale and goes."""
     for stale in out_dir.iterdir():
-        if SHARD_TAR.match(stale.name) and stale.name not in {s["name"] for s in kept}:
+        if SHARD_TAR.match(stale.name) and stale.name not in {s["name"] for s in shards}:
             stale.unlink()
-    write_json(report, out_dir / REPORT)
-    if not kept:
-        for name in ("sizes.json", BYTES, MANIFEST):
-            (out_dir / name).unlink(missing_ok=True)
-        raise ValueError(f"{out_dir}: no sample was downloaded; see {out_dir / REPORT}")
     samples, shard_hashes, shard_bytes = [], {}, {}
-    for shard in kept:
+    for shard in shards:
         target = out_dir / shard["name"]
         publish_shard(shard["source"], target, shard["dropped"])
-        shard_hashes[shard["name"]] = file_sha256(target)
+        shard_hashes[shard["name"]] = shard.get("sha256") or file_sha256(target)
         shard_bytes[shard["name"]] = target.stat().st_size
         samples.extend({**s, "shard": shard["name"]} for s in shard["samples"])
     manifest = {
         "num_samples": len(samples),
-        "shards": [s["name"] for s in kept],
+        "shards": [s["name"] for s in shards],
         "shard_sha256": shard_hashes,
         "samples": samples,
     }
-    write_json({s["name"]: len(s["samples"]) for s in kept}, out_dir / "sizes.json")
+    write_json({s["name"]: len(s["samples"]) for s in shards}, out_dir / "sizes.json")
     write_json(shard_bytes, out_dir / BYTES)
     write_json(manifest, out_dir / MANIFEST)
     return manifest
+
+
+def publish(out_dir: Path, shards: list[dict], report: dict, allow_empty: bool = False) -> dict:
+    """Publish the non-empty shards and the report. No sample at all is an error, unless this
+    is one part of a download (``allow_empty``): the merge judges the whole pool."""
+    write_json(report, out_dir / REPORT)
+    kept = [s for s in shards if s["samples"]]
+    if not kept and not allow_empty:
+        for stale in out_dir.iterdir():
+            if SHARD_TAR.match(stale.name) or stale.name in ("sizes.json", BYTES, MANIFEST):
+                stale.unlink()
+        raise ValueError(f"{out_dir}: no sample was downloaded; see {out_dir / REPORT}")
+    return write_shard_dir(out_dir, kept)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -403,6 +319,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resize-only-if-bigger", action=argparse.BooleanOptionalAction, default=True
+    )
+    parser.add_argument(
+        "--part", type=int, default=0, help="download only this part (0-based) of --parts"
+    )
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=1,
+        help="contiguous metadata row ranges the pool is cut into, one job each (config "
+        "retain.commonpool.jobs); salmu commonpool-merge joins them",
     )
 
 
@@ -429,10 +355,10 @@ def run(args: argparse.Namespace) -> None:
     _check_args(args)
     out_dir = Path(args.out_dir)
     files = resolve_metadata(args.metadata)
-    meta = load_metadata(files, args.blur_faces)
+    meta, source = load_metadata(files, args.blur_faces, args.part, args.parts)
     uids = read_uids(args.uids) if args.uids else None
     forbidden = forbidden_hashes(args.exclude_sha256)
-    rows, selection = select_rows(meta, uids, forbidden)
+    rows, selection = select_rows(meta, uids, forbidden, whole_pool=args.parts == 1)
 
     settings = {
         "blur_faces": args.blur_faces,
@@ -454,7 +380,7 @@ def run(args: argparse.Namespace) -> None:
     workdir = state_dir / WORKDIR
     n_shards = math.ceil(rows.height / args.samples_per_shard)
     pending = unfinished_shards(workdir, n_shards)
-    if pending:
+    if pending:  # none when this part has no row to download
         print(f"downloading {len(pending)} of {n_shards} shards into {workdir}")
         run_img2dataset(rows_path, workdir, args)
         # img2dataset gives up on a shard after max_shard_retry without raising.
@@ -469,12 +395,12 @@ def run(args: argparse.Namespace) -> None:
     report = {
         "settings": settings,
         "img2dataset_version": importlib_metadata.version("img2dataset"),
-        "metadata": {"files": [str(f) for f in files], **selection},
+        "metadata": {**source, **selection},
         "exclude_sha256": list(args.exclude_sha256),
         "shards": {s["name"]: s["report"] for s in shards},
-        "total": summarise(shards),
+        "total": summarise({s["name"]: s["report"] for s in shards}),
     }
-    manifest = publish(out_dir, shards, report)
+    manifest = publish(out_dir, shards, report, allow_empty=args.parts > 1)
     mark_finished(state_dir)
     total = report["total"]
     print(

@@ -11,7 +11,9 @@ times the work of each job:
   device-hours / GPUs);
 - unlearn: budget steps x (forget batch + retain batch) / train samples/s (a step of a method is a
   training step; a frozen reference model's forward passes are not counted);
-- evaluate: images + captions of the benchmark and GenKnow / encode samples/s.
+- evaluate: images + captions of the benchmark and GenKnow / encode samples/s;
+- commonpool: pairs per download job / ``retain.commonpool.expected_images_per_s`` (an assumed
+  rate per node: downloads cannot be measured offline).
 
 Other rules run on CPUs and are listed without hours. Data sizes are read from the run's shards when
 they exist, else estimated from the config (upper bounds: before face filtering).
@@ -293,8 +295,25 @@ def face_filter_plan(config: dict, jobs: int) -> RulePlan:
     return RulePlan("face_filter", jobs, on, work + " (not measured)", None)
 
 
+def commonpool_plan(config: dict, jobs: int) -> RulePlan:
+    """Each of the ``retain.commonpool.jobs`` download jobs fetches ~1/jobs of the pairs, at the
+    config's assumed rate per job (a download cannot be measured offline)."""
+    pool = config["retain"]["commonpool"]
+    pairs = retain_pairs(config)
+    per_job = pairs / pool["jobs"]
+    images_per_s = pool.get("expected_images_per_s")
+    work = f"{pairs:,} pairs, ~{per_job:,.0f} per job"
+    work += (
+        f" at {images_per_s:,} images/s per job (retain.commonpool.expected_images_per_s)"
+        if images_per_s
+        else " (download rate not given: retain.commonpool.expected_images_per_s)"
+    )
+    return RulePlan("commonpool", jobs, "cpu", work, hours(jobs * per_job, images_per_s))
+
+
 def build_plan(config: dict, jobs: dict[str, int], sizes: DataSizes, throughput: dict | None):
     projected = {
+        "commonpool": lambda n: commonpool_plan(config, n),
         "faces": lambda n: faces_plan(config, n, throughput),
         "face_filter": lambda n: face_filter_plan(config, n),
         "train": lambda n: train_plan(config, sizes, n, throughput),

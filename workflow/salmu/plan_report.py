@@ -46,9 +46,14 @@ RUNTIME_KEYS = {
     "train": "train.runtime",
     "faces": "faces.runtime",
     "face_filter": "faces.filter.runtime",
+    "commonpool": "retain.commonpool.runtime",
 }
 # Where a rule's work is spread over more jobs.
-JOBS_KEYS = {"faces": "faces.jobs", "face_filter": "faces.jobs"}
+JOBS_KEYS = {
+    "faces": "faces.jobs",
+    "face_filter": "faces.jobs",
+    "commonpool": "retain.commonpool.jobs",
+}
 
 
 def add_runtimes(rows: list[RulePlan], runtimes: dict[str, int]) -> None:

@@ -205,6 +205,7 @@ def build_record(
     outputs: list[str],
     started: str,
     seconds: float,
+    memory: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     config = job_config()
     # A copy in the run's records, once per content: the run stays auditable on its own.
@@ -229,6 +230,21 @@ def build_record(
         "start": started,
         "end": now(),
         "seconds": round(seconds, 3),
+        "memory": memory,
+    }
+
+
+def peak_memory() -> dict[str, float]:
+    """Peak resident memory, in MB, of this process and of its largest finished child process
+    (img2dataset and data-loader workers): the kernel's high-water marks, not samples."""
+    import resource
+
+    def megabytes(who: int) -> float:
+        return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # kilobytes on Linux
+
+    return {
+        "peak_rss_mb": megabytes(resource.RUSAGE_SELF),
+        "children_peak_rss_mb": megabytes(resource.RUSAGE_CHILDREN),
     }
 
 
@@ -252,9 +268,8 @@ def run_recorded(rule: str, inputs: list[str], outputs: list[str], command: list
     started, start = now(), time.perf_counter()
     status = main(command[1:])
     if status == 0:
-        write_records(
-            build_record(rule, command, inputs, outputs, started, time.perf_counter() - start)
-        )
+        seconds, memory = time.perf_counter() - start, peak_memory()
+        write_records(build_record(rule, command, inputs, outputs, started, seconds, memory))
     return status
 
 

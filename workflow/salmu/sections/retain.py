@@ -35,7 +35,8 @@ class RetainSettings(Settings):
 @dataclass(frozen=True, kw_only=True)
 class CommonPoolSettings(Settings):
     section = "retain.commonpool"
-    workflow_keys = ("expected_pairs",)
+    # The workflow's: the fan-out (jobs, each job's runtime) and what salmu plan assumes.
+    workflow_keys = ("jobs", "runtime", "expected_pairs", "expected_images_per_s")
 
     metadata: str | None = setting(
         None, "CommonPool metadata: a parquet file, a directory of parquets, or hf-hub:<dataset id>"
