@@ -6,6 +6,7 @@ or fails before img2dataset starts.
 """
 
 import argparse
+import contextlib
 import hashlib
 import http.server
 import io
@@ -62,10 +63,9 @@ class Server:
                 requests.append(self.path)
                 if self.path in held:
                     held[self.path].wait(60)
-                try:
+                # A killed client leaves a broken pipe behind.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     super().do_GET()
-                except (BrokenPipeError, ConnectionResetError):  # the client was killed
-                    pass
 
             def log_message(self, *args):
                 pass
