@@ -193,18 +193,29 @@ def test_paper_tier_through_the_slurm_profile_asks_for_128_gpus_to_train():
 
 
 def test_commonpool_backend_feeds_both_trainings_the_leak_audit_and_unlearning(tmp_path):
-    overlay = {"retain": {"backend": "commonpool", "commonpool": {"metadata": "/data/cp"}}}
+    pool_config = {"metadata": "/data/cp", "jobs": 3}
+    overlay = {"retain": {"backend": "commonpool", "commonpool": pool_config}}
     commands = overlay_commands(tmp_path, overlay)
 
     def command(prefix):
         return next(c for c in commands if prefix in c)
 
-    pool = "results/pytest-dag-only/shards/commonpool"
-    download = command("salmu commonpool")
-    assert "--metadata /data/cp --blur-faces" in download and f"--out-dir {pool}" in download
-    # Its resumable state lives outside the output Snakemake would delete on failure.
-    assert "--work-dir results/pytest-dag-only/downloads/commonpool" in download
-    assert "--exclude-sha256 results/pytest-dag-only/shards/sensitive" in download
+    run = "results/pytest-dag-only"
+    pool = f"{run}/shards/commonpool"
+    # Three downloads (retain.commonpool.jobs), each its own metadata rows, output and state.
+    downloads = sorted(c for c in commands if "salmu commonpool " in c)
+    assert len(downloads) == 3
+    for k, download in enumerate(downloads):
+        label = f"{k:03d}-of-003"
+        assert "--metadata /data/cp --blur-faces" in download
+        assert f"--out-dir {run}/shards/commonpool_parts/{label} " in download
+        # Its resumable state lives outside the output Snakemake would delete on failure.
+        assert f"--work-dir {run}/downloads/commonpool/{label} " in download
+        assert f"--part {k} --parts 3" in download
+        assert f"--exclude-sha256 {run}/shards/sensitive" in download
+    merge = command("salmu commonpool-merge")
+    parts = " ".join(f"{run}/shards/commonpool_parts/{k:03d}-of-003" for k in range(3))
+    assert f"--parts {parts} --out-dir {pool} " in merge
     trainings = [c for c in commands if "salmu train" in c]
     assert len(trainings) == 2 and all(pool in c for c in trainings)
     assert pool in command("salmu leakcheck") and pool in command("salmu unlearn")
@@ -219,7 +230,8 @@ def test_paper_tier_plans_commonpool_two_trainings_and_the_full_fan_out():
     paper = yaml.safe_load((ROOT / "resources/tiers/paper.yaml").read_text())["unlearn"]
     fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])
     assert fan_out == 66
-    assert counts["commonpool"] == 1 and counts["train"] == 2
+    # The download as 64 jobs over the metadata (retain.commonpool.jobs), then one merge.
+    assert counts["commonpool"] == 64 and counts["merge_commonpool"] == 1 and counts["train"] == 2
     assert counts["unlearn"] == fan_out and counts["evaluate"] == fan_out + 2
 
 

@@ -2,20 +2,22 @@
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
 
 from salmu.cli import main
 from salmu.clip_model import load_clip, save_checkpoint
-from salmu.io import read_json, write_json, write_parquet
+from salmu.io import decode_image, jpeg_bytes, read_json, write_json, write_parquet
 from salmu.unlearn.base import Session, UnlearningMethod
 from salmu.unlearn.budget import budget_steps
-from salmu.unlearn.data import read_samples
+from salmu.unlearn.data import SampleBank, read_samples
 from salmu.unlearn.methods.finetune import Finetune
 from salmu.unlearn.methods.neg_grad import NegativeGradient
 from salmu.unlearn.registry import build, builtin_methods, resolve
 from salmu.unlearn.run import parse_hyperparameters
+from salmu.unlearn.split_transform import SplitTransform
 
 from conftest import solid_jpeg
 from helpers import ROOT
@@ -149,7 +151,9 @@ def test_forget_shards_carry_generic_captions_and_retain_can_be_subset(shards):
     assert all(s.generic_text is None for s in read_samples(root / "retain"))
     assert len(read_samples([root / "retain", root / "forget"])) == RETAIN + FORGET
     subset = read_samples(root / "retain", limit=10, seed=3)
-    assert len(subset) == 10 and len({s.image for s in subset}) == 10
+    assert len(subset) == 10 and len({s.image_bytes() for s in subset}) == 10
+    # Images stay in their tars until a batch reads them.
+    assert all(s.image is None and s.location[0].endswith(".tar") for s in subset)
     assert [s.text for s in subset] == [s.text for s in read_samples(root / "retain", 10, 3)]
 
 
@@ -221,3 +225,98 @@ def test_the_readme_example_method_runs(shards, tmp_path, monkeypatch):
     extra = ["--import-path", "readme_method:ForgetHarder", "--param", "weight=3"]
     assert unlearn_cli(root, "forget_harder", *extra, out="readme.pt") == 0
     assert read_json(root / "readme.pt.json")["hyperparameters"] == {"weight": 3}
+
+
+def noise_samples(n: int) -> list:
+    """Noise JPEGs of many sizes and aspects, so that every crop and resize shows."""
+    from PIL import Image
+
+    from salmu.unlearn.data import Sample
+
+    rng = np.random.default_rng(5)
+    samples = []
+    for i in range(n):
+        width, height = (int(v) for v in rng.integers(20, 90, size=2))
+        pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        samples.append(Sample(jpeg_bytes(Image.fromarray(pixels)), f"caption {i}", key=f"s{i}"))
+    return samples
+
+
+def test_the_split_transform_is_the_training_transform_bit_for_bit():
+    """The crop's parameters drawn on one thread, the rest done on another: the same tensor, and
+    the same draws from torch's RNG, as open_clip's training transform in one call."""
+    _, preprocess, _ = load_clip(MODEL_DIR, train_transform=True)
+    split = SplitTransform(preprocess)
+    assert split.parallel and split.crop is not None
+    for sample in noise_samples(12):
+        image = decode_image(sample.image)
+        torch.manual_seed(7)
+        whole = preprocess(image)
+        after_whole = torch.rand(1)
+        torch.manual_seed(7)
+        drawn = split.draw(image)
+        after_draw = torch.rand(1)
+        assert torch.equal(split.finish(image, drawn), whole) and torch.equal(
+            after_draw, after_whole
+        )
+    # A transform it cannot cut runs whole on the calling thread.
+    opaque = SplitTransform(lambda image: torch.zeros(1))
+    assert not opaque.parallel and torch.equal(
+        opaque.finish(None, opaque.draw(None)), torch.zeros(1)
+    )
+
+
+def reference_batches(samples, preprocess, seed, size, count):
+    """The batches as the bank drew them before it had workers: one image at a time, each
+    decoded and transformed in turn on this thread."""
+    rng, order, corrupt, out = np.random.default_rng(seed), [], set(), []
+    for _ in range(count):
+        chosen = []
+        while len(chosen) < min(size, len(samples) - len(corrupt)):
+            if not order:
+                order = rng.permutation(len(samples)).tolist()
+            index = order.pop()
+            if index in corrupt:
+                continue
+            image = decode_image(samples[index].image_bytes())
+            if image is None:
+                corrupt.add(index)
+                continue
+            chosen.append((preprocess(image), samples[index].text))
+        out.append(chosen)
+        torch.rand(3)  # a method's own draw between steps (shuffled captions, SalUn, ...)
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_workers_give_the_same_batches_in_the_same_order(workers):
+    """For a seed, the same images, crops and captions in the same order with or without decode
+    workers, a method's draws from torch's RNG in between and a corrupt image skipped at the same
+    place, as the bank drew them one image at a time."""
+    from dataclasses import replace
+
+    _, preprocess, tokenizer = load_clip(MODEL_DIR, train_transform=True)
+    samples = noise_samples(13)
+    samples[4] = replace(samples[4], image=b"not a jpeg")
+    torch.manual_seed(1)
+    expected = reference_batches(samples, preprocess, seed=3, size=5, count=9)
+    torch.manual_seed(1)
+    bank = SampleBank(samples, preprocess, tokenizer, seed=3, workers=workers)
+    for batch_expected in expected:
+        batch = bank.next_batch(5)
+        assert torch.equal(batch.images, torch.stack([image for image, _ in batch_expected]))
+        assert torch.equal(batch.texts, tokenizer([text for _, text in batch_expected]))
+        torch.rand(3)
+    bank.close()
+    assert bank.corrupt == {4}
+
+
+def test_decode_workers_change_no_byte_of_an_unlearned_checkpoint(shards):
+    """Shuffled captions draws from torch's RNG at every step: with 2 workers the checkpoint is
+    the one the main thread alone makes."""
+    root, _ = shards
+    for workers in ("0", "2"):
+        out = f"shuffled-workers{workers}.pt"
+        assert unlearn_cli(root, "shuffled_captions", "--workers", workers, out=out) == 0
+    one, two = (root / f"shuffled-workers{w}.pt" for w in ("0", "2"))
+    assert one.read_bytes() == two.read_bytes()

@@ -37,6 +37,11 @@ class UnlearnSettings(Settings):
         "cpu", "cpu, cuda or auto (cuda when available)", choices=("auto", "cpu", "cuda")
     )
     threads: int = setting(1, "torch threads")
+    workers: int = setting(
+        0,
+        "threads that read, decode and preprocess images ahead of the steps (0: on the main "
+        "thread; the batches are the same either way)",
+    )
 
 
 def method_flags(method: Mapping) -> str:

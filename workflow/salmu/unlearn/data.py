@@ -1,16 +1,26 @@
 """Forget / retain samples for unlearning, read from the same webdataset shards as training.
 
-Samples stay JPEG bytes in memory (the forget set is ~30K pairs at paper scale) and are decoded and
-preprocessed per batch with the training transform; batches are drawn with a seeded RNG. The retain
-side can be a subset (``limit``): whole shards in a seeded order until enough samples are read, so
-a 400M-pair retain set is never read in full.
+A sample keeps its caption in memory and its image where it lies: the image bytes are read from the
+tar by offset when a batch needs them (a 150K-image retain subset is never held). Batches are drawn
+with a seeded RNG, decoded and preprocessed with the training transform. The retain side can be a
+subset (``limit``): whole shards in a seeded order until enough samples are read, so a 400M-pair
+retain set is never read in full.
+
+With ``workers`` > 0, threads read and decode the images of the next batches while the model
+computes, and crop and normalise a batch's images in parallel. The batches are the same as without
+workers: the order of the samples comes from the bank's own RNG, and the random crop's parameters
+are drawn on the calling thread in the same order as before (``salmu.unlearn.split_transform``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tarfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +30,23 @@ import torch
 from salmu.io import decode_image
 from salmu.shards import shard_urls
 from salmu.unlearn.base import Batch
+from salmu.unlearn.split_transform import SplitTransform
 
 
 @dataclass(frozen=True)
 class Sample:
-    image: bytes
+    image: bytes | None  # the JPEG bytes, or None: read them from ``location``
     text: str
     generic_text: str | None = None
     key: str = ""  # the sample's key in its shard, for messages
+    location: tuple[str, int, int] | None = None  # (tar file, offset, size) of the image bytes
+
+    def image_bytes(self) -> bytes:
+        if self.image is not None:
+            return self.image
+        path, offset, size = self.location
+        with open(path, "rb") as handle:
+            return os.pread(handle.fileno(), size, offset)
 
 
 def _read_shard(url: str) -> list[Sample]:
@@ -38,12 +57,13 @@ def _read_shard(url: str) -> list[Sample]:
             if not name.endswith(".jpg"):
                 continue
             key = name[: -len(".jpg")]
-            image = tar.extractfile(members[name]).read()
+            image = members[name]
             text = tar.extractfile(members[key + ".txt"]).read().decode()
             meta = {}
             if key + ".json" in members:
                 meta = json.loads(tar.extractfile(members[key + ".json"]).read())
-            samples.append(Sample(image, text, meta.get("generic_text"), f"{url}:{key}"))
+            location = (str(url), image.offset_data, image.size)
+            samples.append(Sample(None, text, meta.get("generic_text"), f"{url}:{key}", location))
     return samples
 
 
@@ -79,32 +99,68 @@ def read_samples(
 class SampleBank:
     """One data source: seeded batches without replacement, preprocessed on the way out."""
 
-    def __init__(self, samples: list[Sample], preprocess, tokenizer, seed: int, device="cpu"):
+    def __init__(
+        self,
+        samples: list[Sample],
+        preprocess,
+        tokenizer,
+        seed: int,
+        device="cpu",
+        workers: int = 0,
+    ):
         self.samples = samples
-        self.preprocess = preprocess
+        self.transform = SplitTransform(preprocess)
         self.tokenizer = tokenizer
         self.device = device
         self.rng = np.random.default_rng(seed)
-        self._order: list[int] = []
         self.has_generic = all(s.generic_text is not None for s in samples)
         # Indices whose image bytes do not decode: skipped (and counted) from then on.
         self.corrupt: set[int] = set()
         # Token rows by caption: every caption is drawn many times over a budget, and open_clip's
         # tokenizer (ftfy, regex, BPE) costs about as much per caption as decoding the image.
         self._tokens: dict[str, torch.Tensor] = {}
+        self._order = self._indices()
+        # The next indices in draw order, each with its decoded image (a Future with workers).
+        self._ahead: deque[tuple[int, Future | None]] = deque()
+        self._pool = ThreadPoolExecutor(workers, "salmu-decode") if workers > 0 else None
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _indices(self) -> Iterator[int]:
+        """Every index once per pass, passes in a fresh seeded order, drawn from the end."""
+        while True:
+            order = self.rng.permutation(len(self)).tolist()
+            while order:
+                yield order.pop()
+
+    def _decode(self, index: int):
+        return decode_image(self.samples[index].image_bytes())
+
+    def _read_ahead(self, count: int) -> None:
+        """Have the next ``count`` images in the workers' hands (no-op without workers)."""
+        while self._pool is not None and len(self._ahead) < count:
+            index = next(self._order)
+            known_bad = index in self.corrupt
+            self._ahead.append(
+                (index, None if known_bad else self._pool.submit(self._decode, index))
+            )
+
+    def _next_image(self):
+        """The next index in draw order and its decoded image (None: does not decode)."""
+        if not self._ahead:
+            index = next(self._order)
+            return index, None if index in self.corrupt else self._decode(index)
+        index, future = self._ahead.popleft()
+        return index, None if future is None else future.result()
+
     def next_batch(self, size: int) -> Batch:
-        chosen, images = [], []
+        self._read_ahead(2 * size)
+        chosen, images, drawn = [], [], []
         while len(chosen) < min(size, len(self) - len(self.corrupt)):
-            if not self._order:
-                self._order = self.rng.permutation(len(self)).tolist()
-            index = self._order.pop()
+            index, image = self._next_image()
             if index in self.corrupt:
                 continue
-            image = decode_image(self.samples[index].image)
             if image is None:
                 self.corrupt.add(index)
                 print(
@@ -113,13 +169,19 @@ class SampleBank:
                 )
                 continue
             chosen.append(self.samples[index])
-            images.append(self.preprocess(image))
+            images.append(image)
+            drawn.append(self.transform.draw(image))  # the RNG, in batch order, on this thread
         if not chosen:
             raise ValueError("no sample with a decodable image left in this data source")
-        images = torch.stack(images)
+        # The next batch decodes while this one is finished and the model computes.
+        self._read_ahead(size)
+        if self._pool is not None and self.transform.parallel:
+            tensors = list(self._pool.map(self.transform.finish, images, drawn))
+        else:
+            tensors = [self.transform.finish(i, d) for i, d in zip(images, drawn)]
         generic = self.tokenize([s.generic_text for s in chosen]) if self.has_generic else None
         return Batch(
-            images.to(self.device),
+            torch.stack(tensors).to(self.device),
             self.tokenize([s.text for s in chosen]).to(self.device),
             None if generic is None else generic.to(self.device),
         )
@@ -130,3 +192,7 @@ class SampleBank:
         if new:
             self._tokens.update(zip(new, self.tokenizer(new), strict=True))
         return torch.stack([self._tokens[t] for t in texts])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)

@@ -57,13 +57,16 @@ def unlearn(args: argparse.Namespace) -> dict:
     model, preprocess, tokenizer = load_clip(
         args.model_dir, args.checkpoint, device, train_transform=True
     )
-    forget = SampleBank(read_samples(args.forget_shards), preprocess, tokenizer, args.seed, device)
+    forget = SampleBank(
+        read_samples(args.forget_shards), preprocess, tokenizer, args.seed, device, args.workers
+    )
     retain = SampleBank(
         read_samples(args.retain_shards, args.retain_samples, args.seed),
         preprocess,
         tokenizer,
         args.seed + 1,
         device,
+        args.workers,
     )
     steps = budget_steps(args.budget, len(forget), args.batch_size)
     dtype = PRECISIONS[args.precision]
@@ -81,7 +84,11 @@ def unlearn(args: argparse.Namespace) -> dict:
     )
     model.train()
     start = time.time()
-    method.unlearn(session)
+    try:
+        method.unlearn(session)
+    finally:
+        forget.close()
+        retain.close()
     if session.taken != steps:
         raise ValueError(
             f"method '{args.method}' used {session.taken} of its {steps} budgeted steps: "
