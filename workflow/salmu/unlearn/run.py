@@ -94,6 +94,7 @@ def unlearn(args: argparse.Namespace) -> dict:
             f"method '{args.method}' used {session.taken} of its {steps} budgeted steps: "
             "a method must consume exactly its budget (iterate session.steps() to the end)"
         )
+    seconds = time.time() - start
     save_checkpoint(
         model, args.out, name=f"{args.method}-x{args.budget:g}-seed{args.seed}", epoch=steps
     )
@@ -116,7 +117,9 @@ def unlearn(args: argparse.Namespace) -> dict:
         "corrupt_images_skipped": len(forget.corrupt) + len(retain.corrupt),
         "loss_first": session.losses[0] if session.losses else None,
         "loss_last": session.losses[-1] if session.losses else None,
-        "seconds": round(time.time() - start, 3),
+        "seconds": round(seconds, 3),
+        # Forget + retain samples through the method per second, data path included.
+        "samples_per_second": round(2 * args.batch_size * steps / seconds, 2),
     }
 
 
