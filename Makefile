@@ -7,7 +7,7 @@ SNAKEMAKE_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint install
+.PHONY: run test lint install gpu-check
 
 $(UV):
 	python3 -m venv .tools
@@ -35,3 +35,7 @@ lint: install
 
 test: install lint
 	$(UV) run --frozen pytest
+
+# On a machine with one GPU: the paper tier's GPU work, small, on random-weight models (README).
+gpu-check: install
+	$(UV) run --frozen salmu gpu-check --out results/gpu-check/gpu_check.json

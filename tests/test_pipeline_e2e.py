@@ -264,8 +264,10 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
     }
     for name in (
         "personas.tsv",
-        "faces.tsv",
-        "face_filter.tsv",
+        "faces/000-of-001.tsv",
+        "merge_faces.tsv",
+        "face_filter/000-of-001.tsv",
+        "merge_face_filter.tsv",
         "captions.tsv",
         "card.tsv",
         "splits.tsv",
@@ -278,6 +280,22 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
         "unlearn/neg_grad_x5_seed0.tsv",
     ):
         assert name in benchmarks
+
+
+def test_every_data_job_records_its_peak_memory(tiny_run):
+    """`salmu memory-bench` tabulates the peaks that `salmu record` writes into each record."""
+    from salmu.memory_bench import job_peaks, render
+
+    peaks = job_peaks(RESULTS)
+    data_rules = {"personas", "faces", "merge_faces", "face_filter", "merge_face_filter"}
+    data_rules |= {"captions", "splits", "card", "retain", "shards", "leakcheck_clean"}
+    assert data_rules <= set(peaks)
+    assert peaks["shards"]["jobs"] == 3 and peaks["unlearn"]["jobs"] == FAN_OUT
+    # Python with polars and pyarrow is ~100 MB; torch and open_clip several times that.
+    assert all(50 < p["peak_rss_mb"] < 8000 for p in peaks.values())
+    assert peaks["train"]["peak_rss_mb"] > peaks["personas"]["peak_rss_mb"]
+    table = render({1: {"peaks": peaks, "data": {"images": 1, "image_mb": 1.0}}})
+    assert "| `shards` (largest of 3 jobs) peak RSS (MB) |" in table
 
 
 def test_released_layout_loads_with_datasets_and_the_card_counts_match(tiny_run):

@@ -1,6 +1,7 @@
 """The tiny workflow through `snakemake --profile slurm` on a real single-node SLURM cluster
 (`bash ci/setup_slurm.sh`, which CI runs first): every job must go through sbatch."""
 
+import json
 import shlex
 import shutil
 import subprocess
@@ -52,7 +53,8 @@ def completed_jobs() -> list[str]:
 def test_tiny_pipeline_runs_through_sbatch(tmp_path):
     shutil.rmtree(ROOT / "results" / RUN, ignore_errors=True)
     overlay = tmp_path / "short.yaml"
-    overlay.write_text("train:\n  epochs: 2\n")
+    # The faces and their filter fanned out over 3 jobs each (faces.jobs), as a cluster runs them.
+    overlay.write_text("train:\n  epochs: 2\nfaces:\n  jobs: 3\n")
     targets = [f"results/{RUN}/eval/unlearned/neg_grad/x1/seed0/evaluation.json"]
     before = len(completed_jobs())
     start = time.time()
@@ -69,14 +71,22 @@ def test_tiny_pipeline_runs_through_sbatch(tmp_path):
     print(f"through SLURM: {time.time() - start:.0f} s")
     log = result.stdout + result.stderr
     submitted = log.count("submitted with SLURM jobid")
-    # personas, faces, face_filter, captions, splits, retain, 3 shards, the Compromised training,
-    # the unlearning inputs' leak audit, one unlearning and its evaluation: all through sbatch,
-    # none run locally.
-    assert submitted == 13
+    # personas, 3 faces jobs and their merge, 3 face_filter jobs and their merge, captions,
+    # splits, retain, 3 shards, the Compromised training, the unlearning inputs' leak audit, one
+    # unlearning and its evaluation: all through sbatch, none run locally.
+    assert submitted == 19
     assert "localrule" not in log
     assert len(completed_jobs()) - before >= submitted
     for target in targets:
         assert (ROOT / target).stat().st_size > 0
+    # Each faces part ran in a SLURM job of its own: its provenance record names the job.
+    data = ROOT / "results" / RUN / "provenance" / "data"
+    for stage in ("faces_parts", "face_filter_parts"):
+        jobs = {
+            json.loads((data / stage / f"{k:03d}-of-003.parquet.json").read_text())["slurm_job_id"]
+            for k in range(3)
+        }
+        assert None not in jobs and len(jobs) == 3, (stage, jobs)
     shutil.rmtree(ROOT / "results" / RUN)
 
 

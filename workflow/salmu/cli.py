@@ -52,6 +52,7 @@ STAGES = {
     "settings": ("salmu.settings_doc", "every stage setting with its default (docs/settings.md)"),
     "check-config": ("salmu.config_checks", "check config overlays: YAML errors with file:line"),
     "throughput": ("salmu.throughput", "measure train / encode / face throughput of this machine"),
+    "gpu-check": ("salmu.gpu_check", "the paper tier's GPU work, small, on random-weight models"),
     "feed-bench": ("salmu.unlearn.feed_bench", "samples/s of unlearning's data path per workers"),
     "memory-bench": ("salmu.memory_bench", "peak memory of the data stages at growing scales"),
 }

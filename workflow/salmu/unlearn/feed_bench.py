@@ -2,9 +2,9 @@
 
 Draws batches from a ``SampleBank`` (read, decode, random crop, resize, normalise, tokenise) with
 each number of ``--workers`` and prints samples/s, so that the rate can be held against a GPU's
-training rate (``salmu throughput``): when the feed is slower, the GPU waits. The images are noise
-JPEGs of ``--image-size`` pixels (the paper's release: 512) in a tar shard, read as unlearning
-reads them; the transform is the model's training transform. Every setting must give the same
+training rate (``salmu throughput``): when the feed is slower, the GPU waits. The images are
+photo-like JPEGs of ``--image-size`` pixels (the paper's release: 512; ``salmu.synthetic_images``)
+in a tar shard, read as unlearning reads them; the transform is the model's training transform. Every setting must give the same
 batches: the first batches are compared, and a mismatch is an error.
 """
 
@@ -13,29 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-
-
-def noise_shard(directory: Path, images: int, size: int, seed: int = 0) -> Path:
-    """A shard directory of ``images`` noise JPEGs, ``size`` pixels on their longest side."""
-    import numpy as np
-    import polars as pl
-    from PIL import Image
-
-    from salmu.io import jpeg_bytes, write_parquet
-    from salmu.shards import write_shards
-
-    rng = np.random.default_rng(seed)
-    rows = {"file_name": [], "text": [], "image": []}
-    for i in range(images):
-        short = int(rng.integers(size // 2, size + 1))
-        shape = (size, short, 3) if i % 2 else (short, size, 3)
-        pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        rows["file_name"].append(f"noise_{i:06d}.jpg")
-        rows["text"].append(f"a photo of noise number {i}")
-        rows["image"].append(jpeg_bytes(Image.fromarray(pixels)))
-    write_parquet(pl.DataFrame(rows), directory / "noise.parquet")
-    write_shards([directory / "noise.parquet"], directory / "shards", images, seed)
-    return directory / "shards"
 
 
 def measure(samples, preprocess, tokenizer, workers: int, batch_size: int, batches: int):
@@ -70,16 +47,17 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from salmu.clip_model import load_clip
+    from salmu.synthetic_images import image_shards
     from salmu.unlearn.data import read_samples
 
     if min(args.workers) < 0 or args.batch_size < 1 or args.batches < 1:
         raise ValueError("--workers >= 0, --batch-size >= 1 and --batches >= 1 expected")
     torch.set_num_threads(args.threads)
-    shard = noise_shard(Path(args.scratch), args.images, args.image_size)
+    shard = image_shards(Path(args.scratch), args.images, args.image_size)
     samples = read_samples(shard)
     _, preprocess, tokenizer = load_clip(args.model_dir, train_transform=True)
     print(
-        f"feed: {args.images} noise JPEGs of {args.image_size} px -> {args.model_dir}'s "
+        f"feed: {args.images} photo-like JPEGs of {args.image_size} px -> {args.model_dir}'s "
         f"training transform, batches of {args.batch_size}"
     )
     print(f"{'workers':>8}  {'samples/s':>10}  {'vs 0':>6}")
