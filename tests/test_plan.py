@@ -102,7 +102,7 @@ def test_cli_plans_the_paper_tier_from_the_dry_run(tmp_path):
     assert payload["totals"]["gpu"] == pytest.approx(
         sum(r["device_hours"] or 0 for r in rules.values() if r["device"] == "gpu")
     )
-    assert payload["totals"]["cpu"] == pytest.approx(rules["commonpool"]["device_hours"])
+    assert payload["totals"]["node"] == pytest.approx(rules["commonpool"]["device_hours"])
     assert "GPU-hours" in stdout and "on 128 devices" in stdout
     # 32 faces jobs (faces.jobs) of ~3,800 images at 2 images/s: each within its 60 minutes.
     assert rules["faces"]["jobs"] == rules["face_filter"]["jobs"] == 32

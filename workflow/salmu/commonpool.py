@@ -73,6 +73,7 @@ from salmu.commonpool_metadata import (
     select_rows,
 )
 from salmu.io import file_sha256, read_parquet, write_json, write_parquet
+from salmu.parts import add_part_arguments
 from salmu.resumable import mark_finished, open_state
 from salmu.sections.retain import CommonPoolSettings
 from salmu.shards import BYTES, MANIFEST, read_manifest
@@ -320,15 +321,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resize-only-if-bigger", action=argparse.BooleanOptionalAction, default=True
     )
-    parser.add_argument(
-        "--part", type=int, default=0, help="download only this part (0-based) of --parts"
-    )
-    parser.add_argument(
-        "--parts",
-        type=int,
-        default=1,
-        help="contiguous metadata row ranges the pool is cut into, one job each (config "
-        "retain.commonpool.jobs); salmu commonpool-merge joins them",
+    add_part_arguments(
+        parser, "contiguous metadata row ranges", "retain.commonpool.jobs", "commonpool-merge"
     )
 
 

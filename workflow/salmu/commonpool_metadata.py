@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from salmu.io import PARQUET_ERRORS, parquet_columns, unreadable
+from salmu.parts import check_part
 
 REQUIRED_COLUMNS = ["uid", "url", "text"]
 BBOX_COLUMN = "face_bboxes"
@@ -66,8 +67,7 @@ def row_counts(files: list[Path]) -> list[int]:
 
 def part_range(total: int, part: int, parts: int) -> tuple[int, int]:
     """Rows [start, stop) of part ``part`` of ``parts`` of a ``total``-row table."""
-    if parts < 1 or not 0 <= part < parts:
-        raise ValueError(f"--part {part} --parts {parts}: expected 0 <= PART < PARTS")
+    check_part(part, parts)
     return total * part // parts, total * (part + 1) // parts
 
 

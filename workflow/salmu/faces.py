@@ -52,6 +52,7 @@ from salmu.look_draws import (
     assign_looks,
     draw_variation,
 )
+from salmu.parts import add_part_arguments, check_part
 from salmu.sections.faces import FaceDiffusersSettings, FacesSettings
 from salmu.seeding import derive_seed, stream
 
@@ -344,16 +345,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="output faces.parquet")
     parser.add_argument("--contact-sheet", default=None, help="optional PNG grid to eyeball")
-    parser.add_argument(
-        "--part", type=int, default=0, help="render only this part (0-based) of --parts"
-    )
-    parser.add_argument(
-        "--parts",
-        type=int,
-        default=1,
-        help="identity ranges the images are cut into, balanced by images (config faces.jobs); "
-        "salmu faces-merge joins the parts",
-    )
+    add_part_arguments(parser, "identity ranges, balanced by images,", "faces.jobs", "faces-merge")
     add_render_arguments(parser)
 
 
@@ -369,8 +361,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.parts < 1 or not 0 <= args.part < args.parts:
-        raise ValueError(f"--part {args.part} --parts {args.parts}: expected 0 <= PART < PARTS")
+    check_part(args.part, args.parts)
     if args.images_per_identity < 1:
         raise ValueError(f"--images-per-identity {args.images_per_identity}: expected >= 1")
     if args.generic_per_identity < 0:

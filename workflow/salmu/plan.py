@@ -308,7 +308,8 @@ def commonpool_plan(config: dict, jobs: int) -> RulePlan:
         if images_per_s
         else " (download rate not given: retain.commonpool.expected_images_per_s)"
     )
-    return RulePlan("commonpool", jobs, "cpu", work, hours(jobs * per_job, images_per_s))
+    # A download job is a node's worth of processes: its hours are node-hours.
+    return RulePlan("commonpool", jobs, "node", work, hours(jobs * per_job, images_per_s))
 
 
 def build_plan(config: dict, jobs: dict[str, int], sizes: DataSizes, throughput: dict | None):

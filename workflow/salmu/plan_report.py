@@ -18,7 +18,7 @@ DEFAULT_CONFIG = "config.yaml"
 class RulePlan:
     rule: str
     jobs: int
-    device: str  # "gpu" or "cpu"
+    device: str  # "gpu", "cpu", or "node" (a whole node's processes, as a download job)
     work: str  # what one unit of throughput is spent on, for people
     device_hours: float | None  # all jobs of the rule; None: not projected
     devices_per_job: int = 1
