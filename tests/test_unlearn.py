@@ -12,7 +12,7 @@ from salmu.clip_model import load_clip, save_checkpoint
 from salmu.io import decode_image, jpeg_bytes, read_json, write_json, write_parquet
 from salmu.unlearn.base import Session, UnlearningMethod
 from salmu.unlearn.budget import budget_steps
-from salmu.unlearn.data import SampleBank, read_samples
+from salmu.unlearn.data import SampleBank, decode_pool, read_samples
 from salmu.unlearn.methods.finetune import Finetune
 from salmu.unlearn.methods.neg_grad import NegativeGradient
 from salmu.unlearn.registry import build, builtin_methods, resolve
@@ -301,13 +301,15 @@ def test_workers_give_the_same_batches_in_the_same_order(workers):
     torch.manual_seed(1)
     expected = reference_batches(samples, preprocess, seed=3, size=5, count=9)
     torch.manual_seed(1)
-    bank = SampleBank(samples, preprocess, tokenizer, seed=3, workers=workers)
+    pool = decode_pool(workers)
+    bank = SampleBank(samples, preprocess, tokenizer, seed=3, pool=pool)
     for batch_expected in expected:
         batch = bank.next_batch(5)
         assert torch.equal(batch.images, torch.stack([image for image, _ in batch_expected]))
         assert torch.equal(batch.texts, tokenizer([text for _, text in batch_expected]))
         torch.rand(3)
-    bank.close()
+    if pool is not None:
+        pool.shutdown()
     assert bank.corrupt == {4}
 
 
@@ -320,3 +322,21 @@ def test_decode_workers_change_no_byte_of_an_unlearned_checkpoint(shards):
         assert unlearn_cli(root, "shuffled_captions", "--workers", workers, out=out) == 0
     one, two = (root / f"shuffled-workers{w}.pt" for w in ("0", "2"))
     assert one.read_bytes() == two.read_bytes()
+
+
+def test_a_truncated_shard_is_refused_when_read_not_when_a_batch_needs_it(shards, tmp_path):
+    """Images are read by offset when a batch needs them: a tar cut inside an image must fail
+    when the samples are read, naming the shard, not later as a 'corrupt image'."""
+    import shutil
+    import tarfile
+
+    root, _ = shards
+    copy = tmp_path / "retain"
+    shutil.copytree(root / "retain", copy)
+    tar_path = copy / "00000.tar"
+    with tarfile.open(tar_path) as tar:
+        last_jpg = [m for m in tar.getmembers() if m.name.endswith(".jpg")][-1]
+    with tar_path.open("r+b") as handle:
+        handle.truncate(last_jpg.offset_data + 10)
+    with pytest.raises(ValueError, match="00000.tar: unreadable webdataset shard"):
+        read_samples(copy)

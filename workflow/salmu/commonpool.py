@@ -272,7 +272,7 @@ def write_shard_dir(out_dir: Path, shards: list[dict]) -> dict:
     for shard in shards:
         target = out_dir / shard["name"]
         publish_shard(shard["source"], target, shard["dropped"])
-        shard_hashes[shard["name"]] = shard.get("sha256") or file_sha256(target)
+        shard_hashes[shard["name"]] = file_sha256(target)
         shard_bytes[shard["name"]] = target.stat().st_size
         samples.extend({**s, "shard": shard["name"]} for s in shard["samples"])
     manifest = {

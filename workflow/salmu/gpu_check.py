@@ -9,7 +9,7 @@ and writes one JSON with what it measured:
   (model FLOPs per sample counted by ``torch.utils.flop_counter`` on one step, times samples/s, over
   the GPU's bf16 peak); beside it the model alone on tensors already on the GPU (``salmu
   throughput``'s measure) to tell data loading from the model;
-- ``unlearn``: ``salmu unlearn`` (Neg. Gradient) in bf16 from the checkpoint just trained, a few
+- ``unlearn``: ``salmu unlearn`` (Neg. Gradient) in bf16 from the checkpoint just trained, 20
   steps of 32 forget + 32 retain images at 512 px with decode workers: samples/s;
 - ``evaluate``: the evaluator's encoder on 512-px JPEGs (decode, preprocess, encode) and on tensors
   already on the GPU: images/s;
@@ -50,6 +50,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "unlearn_images": 512,
         "unlearn_forget": 320,
         "unlearn_batch": 32,
+        "unlearn_budget": 2,
         "encode_batch": 256,
         "encode_images": 1024,
         "faces_arch": "sd15",
@@ -72,6 +73,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "unlearn_images": 64,
         "unlearn_forget": 16,
         "unlearn_batch": 8,
+        "unlearn_budget": 1,
         "encode_batch": 16,
         "encode_images": 32,
         "faces_arch": "tiny",
@@ -180,7 +182,7 @@ def check_unlearn(p: dict, work: Path) -> dict[str, Any]:
     retain_dir = image_shards(work / "retain", 2 * forget, size, seed=2)
     report = work / "unlearn.json"
     salmu(
-        *("unlearn", "--method", "neg_grad", "--budget", "1", "--seed", "0"),
+        *("unlearn", "--method", "neg_grad", "--budget", str(p["unlearn_budget"]), "--seed", "0"),
         *("--model-dir", p["model_dir"], "--checkpoint", str(work / "vit.pt")),
         *("--forget-shards", str(forget_dir), "--retain-shards", str(retain_dir)),
         *("--lr", "1e-5", "--batch-size", str(p["unlearn_batch"]), "--precision", p["precision"]),

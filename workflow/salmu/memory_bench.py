@@ -1,8 +1,9 @@
 """Peak memory of the data stages as the data grows: ``salmu memory-bench``.
 
 For each scale s, one run of the data half of the workflow (personas to the audited shards and the
-dataset card) with s times the tier's identities, anonymous people and retain scenes, so s times
-its images. Each job's peak resident memory is the kernel's high-water mark, which ``salmu record``
+dataset card) with s times the tier's personas, images per anonymous person and retain scenes, so
+s times its images. (Anonymous people keep their number: the procedural renderer's look space
+holds about 2,000 distinct identities, fewer than 16 times the tiny tier's 440.) Each job's peak resident memory is the kernel's high-water mark, which ``salmu record``
 writes into the job's provenance record (``memory.peak_rss_mb``); the table puts every rule's
 largest job beside the data it handled. A stage that streams its images stays flat while the data
 grows; one that holds them grows with it.
@@ -20,16 +21,18 @@ from salmu.io import read_json, write_json
 from salmu.plan import load_config
 
 # The outputs that make every data stage run: the two leak audits need every shard directory
-# (and so faces, the filter, captions, splits and retain), the card reads the benchmark.
+# (and so faces, the filter, captions, splits and retain), the card reads the benchmark, the
+# contact sheet comes with the merged faces table.
 DATA_TARGETS = (
     "audits/clean_has_no_sensitive.json",
     "audits/unlearning_has_no_holdout.json",
     "benchmark/README.md",
+    "data/faces_contact_sheet.png",  # the faces merge
 )
-# Config keys scaled with s: (section, key). Images per person stay as they are.
+# Config keys scaled with s: (section, key).
 SCALED_KEYS = (
     ("personas", "n_identities"),
-    ("faces", "anonymous_identities"),
+    ("faces", "images_per_anonymous"),
     ("retain", "n_pairs"),
 )
 
@@ -76,8 +79,8 @@ def data_volume(run_dir: Path) -> dict[str, int]:
     import pyarrow.parquet as pq
 
     images, image_bytes = 0, 0
-    for name in ("faces.parquet", "retain.parquet"):
-        path = run_dir / "data" / name
+    data = run_dir / "data"
+    for path in [*sorted(data.glob("faces_parts/*.parquet")), data / "retain.parquet"]:
         if not path.is_file():
             continue
         meta = pq.ParquetFile(path).metadata
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
             # JSON is YAML: the overlay Snakemake reads.
             overlay.write_text(json.dumps(scaled_overlay(config, scale, run_name), indent=1))
             print(f"memory-bench: running the data stages at {scale}x ({run_dir})", flush=True)
-            run_scale(root, args.configfile, overlay, run_name, args.cores)
+            run_scale(root, args.configfile, overlay.resolve(), run_name, args.cores)
         results[scale] = {"peaks": job_peaks(run_dir), "data": data_volume(run_dir)}
     print(render(results))
     if args.json:

@@ -51,8 +51,12 @@ class Sample:
 
 def _read_shard(url: str) -> list[Sample]:
     samples = []
+    size = os.path.getsize(url)
     with tarfile.open(url) as tar:
         members = {m.name: m for m in tar.getmembers()}
+        cut = [m.name for m in members.values() if m.offset_data + m.size > size]
+        if cut:  # the images are read later, by offset: a truncated tar must fail here
+            raise ValueError(f"truncated: {cut[0]} ends past the end of the file")
         for name in sorted(members):
             if not name.endswith(".jpg"):
                 continue
@@ -106,7 +110,7 @@ class SampleBank:
         tokenizer,
         seed: int,
         device="cpu",
-        workers: int = 0,
+        pool: ThreadPoolExecutor | None = None,
     ):
         self.samples = samples
         self.transform = SplitTransform(preprocess)
@@ -122,7 +126,8 @@ class SampleBank:
         self._order = self._indices()
         # The next indices in draw order, each with its decoded image (a Future with workers).
         self._ahead: deque[tuple[int, Future | None]] = deque()
-        self._pool = ThreadPoolExecutor(workers, "salmu-decode") if workers > 0 else None
+        # Decode workers, shared by the forget and retain banks (None: this thread decodes).
+        self._pool = pool
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -155,7 +160,7 @@ class SampleBank:
         return index, None if future is None else future.result()
 
     def next_batch(self, size: int) -> Batch:
-        self._read_ahead(2 * size)
+        self._read_ahead(size)  # this batch's images, if the last call did not ask for them
         chosen, images, drawn = [], [], []
         while len(chosen) < min(size, len(self) - len(self.corrupt)):
             index, image = self._next_image()
@@ -173,12 +178,13 @@ class SampleBank:
             drawn.append(self.transform.draw(image))  # the RNG, in batch order, on this thread
         if not chosen:
             raise ValueError("no sample with a decodable image left in this data source")
-        # The next batch decodes while this one is finished and the model computes.
-        self._read_ahead(size)
         if self._pool is not None and self.transform.parallel:
             tensors = list(self._pool.map(self.transform.finish, images, drawn))
         else:
             tensors = [self.transform.finish(i, d) for i, d in zip(images, drawn)]
+        # The next batch decodes while the model computes on this one (asked for after the
+        # finishing above, so that it does not queue ahead of it in the workers).
+        self._read_ahead(size)
         generic = self.tokenize([s.generic_text for s in chosen]) if self.has_generic else None
         return Batch(
             torch.stack(tensors).to(self.device),
@@ -193,6 +199,7 @@ class SampleBank:
             self._tokens.update(zip(new, self.tokenizer(new), strict=True))
         return torch.stack([self._tokens[t] for t in texts])
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+
+def decode_pool(workers: int) -> ThreadPoolExecutor | None:
+    """The threads that decode for the banks of one job (None for 0 workers)."""
+    return ThreadPoolExecutor(workers, "salmu-decode") if workers > 0 else None

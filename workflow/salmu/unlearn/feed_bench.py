@@ -5,7 +5,7 @@ each number of ``--workers`` and prints samples/s, so that the rate can be held 
 training rate (``salmu throughput``): when the feed is slower, the GPU waits. The images are
 photo-like JPEGs of ``--image-size`` pixels (the paper's release: 512; ``salmu.synthetic_images``)
 in a tar shard, read as unlearning reads them; the transform is the model's training transform. Every setting must give the same
-batches: the first batches are compared, and a mismatch is an error.
+batches: every batch is compared with the first setting's, and a mismatch is an error.
 """
 
 from __future__ import annotations
@@ -16,20 +16,23 @@ from pathlib import Path
 
 
 def measure(samples, preprocess, tokenizer, workers: int, batch_size: int, batches: int):
-    """(samples/s over ``batches`` batches after one warm-up batch, the first batch's images)."""
+    """(samples/s over ``batches`` batches after one warm-up batch, every batch's images)."""
     import torch
 
-    from salmu.unlearn.data import SampleBank
+    from salmu.unlearn.data import SampleBank, decode_pool
 
     torch.manual_seed(0)
-    bank = SampleBank(samples, preprocess, tokenizer, seed=0, workers=workers)
-    first = bank.next_batch(batch_size).images
-    start = time.perf_counter()
-    for _ in range(batches):
-        bank.next_batch(batch_size)
-    seconds = time.perf_counter() - start
-    bank.close()
-    return batches * batch_size / seconds, first
+    pool = decode_pool(workers)
+    try:
+        bank = SampleBank(samples, preprocess, tokenizer, seed=0, pool=pool)
+        drawn = [bank.next_batch(batch_size).images]  # the first batch: a warm-up
+        start = time.perf_counter()
+        drawn += [bank.next_batch(batch_size).images for _ in range(batches)]
+        seconds = time.perf_counter() - start
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return batches * batch_size / seconds, drawn
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -60,14 +63,15 @@ def run(args: argparse.Namespace) -> None:
         f"feed: {args.images} photo-like JPEGs of {args.image_size} px -> {args.model_dir}'s "
         f"training transform, batches of {args.batch_size}"
     )
-    print(f"{'workers':>8}  {'samples/s':>10}  {'vs 0':>6}")
+    first = args.workers[0]
+    print(f"{'workers':>8}  {'samples/s':>10}  {f'vs {first}':>6}")
     base, reference = None, None
     for workers in args.workers:
-        rate, first = measure(
+        rate, drawn = measure(
             samples, preprocess, tokenizer, workers, args.batch_size, args.batches
         )
-        if reference is not None and not torch.equal(first, reference):
-            raise ValueError(f"--workers {workers} drew other batches than --workers 0")
-        reference = first if reference is None else reference
+        reference = drawn if reference is None else reference
+        if not all(torch.equal(a, b) for a, b in zip(drawn, reference, strict=True)):
+            raise ValueError(f"--workers {workers} drew other batches than --workers {first}")
         base = base or rate
         print(f"{workers:>8}  {rate:>10.1f}  {rate / base:>5.2f}x")

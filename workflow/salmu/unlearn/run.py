@@ -43,7 +43,7 @@ def unlearn(args: argparse.Namespace) -> dict:
 
     from salmu.clip_model import load_clip, resolve_device, save_checkpoint
     from salmu.unlearn.base import Session, Step
-    from salmu.unlearn.data import SampleBank, read_samples
+    from salmu.unlearn.data import SampleBank, decode_pool, read_samples
 
     torch.manual_seed(args.seed)
     hyperparameters = parse_hyperparameters(args.param)
@@ -57,8 +57,9 @@ def unlearn(args: argparse.Namespace) -> dict:
     model, preprocess, tokenizer = load_clip(
         args.model_dir, args.checkpoint, device, train_transform=True
     )
+    pool = decode_pool(args.workers)
     forget = SampleBank(
-        read_samples(args.forget_shards), preprocess, tokenizer, args.seed, device, args.workers
+        read_samples(args.forget_shards), preprocess, tokenizer, args.seed, device, pool
     )
     retain = SampleBank(
         read_samples(args.retain_shards, args.retain_samples, args.seed),
@@ -66,7 +67,7 @@ def unlearn(args: argparse.Namespace) -> dict:
         tokenizer,
         args.seed + 1,
         device,
-        args.workers,
+        pool,
     )
     steps = budget_steps(args.budget, len(forget), args.batch_size)
     dtype = PRECISIONS[args.precision]
@@ -87,8 +88,8 @@ def unlearn(args: argparse.Namespace) -> dict:
     try:
         method.unlearn(session)
     finally:
-        forget.close()
-        retain.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if session.taken != steps:
         raise ValueError(
             f"method '{args.method}' used {session.taken} of its {steps} budgeted steps: "
@@ -119,7 +120,12 @@ def unlearn(args: argparse.Namespace) -> dict:
         "loss_last": session.losses[-1] if session.losses else None,
         "seconds": round(seconds, 3),
         # Forget + retain samples through the method per second, data path included.
-        "samples_per_second": round(2 * args.batch_size * steps / seconds, 2),
+        "samples_per_second": round(
+            steps
+            * (min(args.batch_size, len(forget)) + min(args.batch_size, len(retain)))
+            / seconds,
+            2,
+        ),
     }
 
 
