@@ -39,7 +39,7 @@ def test_a_part_can_be_empty_and_the_merge_still_matches():
 
 
 def test_part_out_of_range_is_an_error():
-    with pytest.raises(ValueError, match="part 3 of 3"):
+    with pytest.raises(ValueError, match="--part 3 --parts 3"):
         faces.part_bounds([1, 1], 3, 3)
 
 

@@ -118,3 +118,12 @@ def test_leakcheck_reads_a_split_parquet_as_the_forbidden_set(tmp_path):
     report = leakcheck.find_leaks([str(tmp_path / "forget")], [str(tmp_path / "holdout.parquet")])
     assert report["forbidden_samples"] == 4 and report["checked_samples"] == 7
     assert [leak["file_name"] for leak in report["leaks"]] == [holdout["file_name"][-1]]
+
+
+def test_a_failure_while_spooling_leaves_no_scratch_file(tmp_path):
+    write_parquet(frame("a", 5), tmp_path / "a.parquet")
+    bad = frame("b", 3, offset=50).with_columns(pl.lit("not bytes").alias("image"))
+    write_parquet(bad, tmp_path / "b.parquet")
+    with pytest.raises(Exception):
+        shards.write_shards([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "x", 4, 0)
+    assert not list((tmp_path / "x").glob("*"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from salmu.io import PARQUET_ERRORS, parquet_columns, unreadable
+from salmu.io import PARQUET_ERRORS, first_line, parquet_columns, unreadable
 from salmu.parts import check_part
 
 REQUIRED_COLUMNS = ["uid", "url", "text"]
@@ -45,9 +45,9 @@ def _hf_snapshot(dataset_id: str) -> Path:
         path = snapshot_download(dataset_id, repo_type="dataset", allow_patterns="*.parquet")
     except (OSError, ValueError) as err:
         # Hub errors are OSError/ValueError subclasses with multi-line messages.
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
-            f"{HF_PREFIX}{dataset_id}: dataset not available (not cached, or the Hub refused: {reason})"
+            f"{HF_PREFIX}{dataset_id}: dataset not available (not cached, or the Hub refused: "
+            f"{first_line(err)})"
         ) from None
     return Path(path)
 

@@ -221,8 +221,7 @@ def part_bounds(image_counts: list[int], part: int, parts: int) -> tuple[int, in
     """The people ``[start, stop)`` of part ``part`` of ``parts``: contiguous identity ranges
     balanced by images (a person's images all go to one part, the part where its first image
     falls when the images are cut into ``parts`` equal runs)."""
-    if not 0 <= part < parts:
-        raise ValueError(f"part {part} of {parts}: expected 0 <= part < parts")
+    check_part(part, parts)
     total = sum(image_counts)
     offsets, start = [], 0
     for count in image_counts:

@@ -316,12 +316,6 @@ def iter_retain(
         yield pl.DataFrame(rows, schema=RETAIN_SCHEMA)
 
 
-def build_retain(n_pairs: int, size: int, seed: int, jpeg_quality: int) -> pl.DataFrame:
-    """The whole retain pairs table in memory (``iter_retain``'s rows)."""
-    frames = list(iter_retain(n_pairs, size, seed, jpeg_quality))
-    return pl.concat(frames) if frames else pl.DataFrame(schema=RETAIN_SCHEMA)
-
-
 def image_digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 

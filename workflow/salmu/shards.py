@@ -88,15 +88,19 @@ class ImageSpool:
         self.path = scratch
         self.offsets: dict[str, tuple[int, int]] = {}
         self.corrupt: list[str] = []
-        with scratch.open("wb") as spool:
-            for path in paths:
-                for batch in iter_parquet(path, ["file_name", "image"]):
-                    for name, image in zip(batch["file_name"], image_bytes_column(batch)):
-                        if decode_image(image) is None:
-                            self.corrupt.append(name)
-                            continue
-                        self.offsets[name] = (spool.tell(), len(image))
-                        spool.write(image)
+        try:
+            with scratch.open("wb") as spool:
+                for path in paths:
+                    for batch in iter_parquet(path, ["file_name", "image"]):
+                        for name, image in zip(batch["file_name"], image_bytes_column(batch)):
+                            if decode_image(image) is None:
+                                self.corrupt.append(name)
+                                continue
+                            self.offsets[name] = (spool.tell(), len(image))
+                            spool.write(image)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
         self._handle = scratch.open("rb")
 
     def read(self, file_name: str) -> bytes:

@@ -163,9 +163,11 @@ def write_hf_splits(faces_path: str | Path, splits: dict[str, pl.DataFrame], out
         [frame.with_columns(pl.lit(name).alias("split")) for name, frame in splits.items()]
     )
     schema = hf_split_schema()
-    writers = {name: RowGroupWriter(split_file(out_dir, name), schema) for name in splits}
+    writers: dict[str, RowGroupWriter] = {}
     counts = dict.fromkeys(splits, 0)
     try:
+        for name in splits:
+            writers[name] = RowGroupWriter(split_file(out_dir, name), schema)
         for batch in iter_parquet_in_order(faces_path, ["file_name", "image"]):
             rows = batch.join(assignment, on="file_name", how="inner")
             for (name,), part in rows.partition_by("split", as_dict=True).items():
@@ -178,12 +180,12 @@ def write_hf_splits(faces_path: str | Path, splits: dict[str, pl.DataFrame], out
                 f"{faces_path}: captions and faces disagree: captioned file_names without an "
                 f"image, per split {missing}"
             )
+        for writer in writers.values():
+            writer.close()
     except BaseException:
         for writer in writers.values():
-            writer.abort()
+            writer.abort()  # no half split under its final name, no scratch left
         raise
-    for writer in writers.values():
-        writer.close()
 
 
 def build_splits(

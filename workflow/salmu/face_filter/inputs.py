@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from salmu.face_filter.decisions import add_person
-from salmu.io import parquet_columns, read_parquet, read_yaml
+from salmu.io import read_parquet, read_yaml, require_columns
 
 KINDS = ("sensitive", "generic", "anonymous")
 REQUIRED_COLUMNS = ("file_name", "identity_id", "kind", "image_idx", "image", "look")
@@ -31,10 +31,7 @@ DEFAULT_PROMPTS: dict[str, dict[str, list[str]]] = {
 def load_faces(path: str | Path, allow_empty: bool = False) -> pl.DataFrame:
     """The faces table without its images (read in batches when needed), validated, with the
     derived ``person`` column appended last. A part of the table may be empty."""
-    names = parquet_columns(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}; has {names}")
+    require_columns(path, REQUIRED_COLUMNS)
     frame = read_parquet(path, columns=[c for c in REQUIRED_COLUMNS if c != "image"], only=True)
     if frame.height == 0 and not allow_empty:
         raise ValueError(f"{path}: no images")
