@@ -120,10 +120,22 @@ def test_leakcheck_reads_a_split_parquet_as_the_forbidden_set(tmp_path):
     assert [leak["file_name"] for leak in report["leaks"]] == [holdout["file_name"][-1]]
 
 
-def test_a_failure_while_spooling_leaves_no_scratch_file(tmp_path):
+def test_a_bad_image_column_or_a_damaged_file_is_named_and_leaves_no_scratch(tmp_path):
     write_parquet(frame("a", 5), tmp_path / "a.parquet")
-    bad = frame("b", 3, offset=50).with_columns(pl.lit("not bytes").alias("image"))
-    write_parquet(bad, tmp_path / "b.parquet")
-    with pytest.raises(Exception):
+    text_images = frame("b", 3, offset=50).with_columns(pl.lit("not bytes").alias("image"))
+    write_parquet(text_images, tmp_path / "b.parquet")
+    with pytest.raises(ValueError, match=r"b.parquet: column 'image' is String; expected JPEG"):
         shards.write_shards([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "x", 4, 0)
-    assert not list((tmp_path / "x").glob("*"))
+    # A damaged image page header (the footer intact): found while the images are copied to the
+    # scratch file, which goes with the error.
+    import pyarrow.parquet as pq
+
+    frame("c", 40, offset=80).write_parquet(tmp_path / "c.parquet", row_group_size=8)
+    group = pq.ParquetFile(tmp_path / "c.parquet").metadata.row_group(2)
+    image = next(group.column(i) for i in range(3) if group.column(i).path_in_schema == "image")
+    data = bytearray((tmp_path / "c.parquet").read_bytes())
+    data[image.data_page_offset : image.data_page_offset + 16] = b"\xff" * 16
+    (tmp_path / "c.parquet").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="c.parquet: unreadable parquet file"):
+        shards.write_shards([tmp_path / "a.parquet", tmp_path / "c.parquet"], tmp_path / "y", 4, 0)
+    assert not list((tmp_path / "y").glob("*spool*"))

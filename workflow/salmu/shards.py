@@ -59,6 +59,14 @@ def index_sources(paths: list[str]) -> pl.DataFrame:
     frames = []
     for path in paths:
         require_columns(path, ["file_name", "text", "image"])
+        image = pl.read_parquet_schema(path)["image"]
+        if image != pl.Binary and not (
+            isinstance(image, pl.Struct) and "bytes" in image.to_schema()
+        ):
+            raise ValueError(
+                f"{path}: column 'image' is {image}; expected JPEG bytes (binary) or the "
+                "released layout's image struct with 'bytes'"
+            )
         frames.append(read_parquet(path, ["file_name", "text"], only=True))
     rows = pl.concat(frames)
     duplicated = rows.filter(pl.col("file_name").is_duplicated())["file_name"].unique().to_list()
