@@ -38,6 +38,7 @@ STAGES = {
     "train": ("salmu.train", "train a CLIP with open_clip_train"),
     "unlearn": ("salmu.unlearn.run", "run one unlearning method from the Compromised model"),
     "evaluate": ("salmu.evaluate.run", "evaluate one checkpoint on the benchmark"),
+    "attack": ("salmu.attacks.run", "relearning and precision attacks on one model (ours)"),
     "table": ("salmu.table", "collect evaluations into the results table"),
     "compare": ("salmu.compare", "paired bootstrap: is method A better than B on RetFail, GenKnow"),
     "fidelity": ("salmu.fidelity", "the paper's failure modes vs this run's, and the tier targets"),
