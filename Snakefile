@@ -46,6 +46,7 @@ include: "workflow/rules/leakcheck.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/table.smk"
 include: "workflow/rules/fidelity.smk"
 include: "workflow/rules/compare.smk"
@@ -69,6 +70,8 @@ rule all:
         f"results/{config['run']}/fidelity.md",
         f"results/{config['run']}/comparisons.md",
         f"results/{config['run']}/vs_paper.md",
+        # Relearning and precision attacks on the models (attacks.seeds; [] turns them off).
+        f"results/{config['run']}/attacks.md" if attacked_states() else [],
         # The dataset card describes a benchmark this run made (an outside one has its own).
         [] if RELEASED else f"results/{config['run']}/benchmark/README.md",
         # Every rendered face before the filter, joined from the faces jobs, and its contact sheet.

@@ -33,6 +33,7 @@ EFFICACY_WITH_CI = ("RetFail_MRR", "AssocStr", "CoreAssoc")
 SETTINGS = load_config(ROOT, [])
 SEEDS = SETTINGS["unlearn"]["seeds"]
 BUDGETS = SETTINGS["unlearn"]["budgets"]
+ATTACK_SEEDS = [s for s in SETTINGS["attacks"]["seeds"] if s in SEEDS]
 MAIN = SETTINGS["report"]["main_budget"]
 FAN_OUT = len(builtin_methods()) * len(BUDGETS) * len(SEEDS)
 
@@ -108,9 +109,12 @@ def test_adding_a_method_or_a_budget_adds_only_its_jobs(tiny_run, tmp_path):
     expected = (methods + len(BUDGETS)) * len(SEEDS)
     assert counts["unlearn"] == expected and counts["evaluate"] == expected
     assert counts["resolved_config"] == 1 and "card" not in counts
+    # The new method's model at the main budget is attacked too (attacks.seeds).
+    assert counts["attack"] == len(ATTACK_SEEDS)
     assert set(counts) == {
         *("unlearn", "evaluate", "table", "plots", "resolved_config"),
         *("fidelity", "compare", "vs_paper", "provenance_summary", "all", "total"),
+        *("attack", "attack_table"),
     }
 
 
@@ -122,9 +126,11 @@ def test_retraining_compromised_reruns_only_what_depends_on_it(tiny_run):
     counts = job_counts(result.stdout)
     assert counts["train"] == 1 and counts["unlearn"] == FAN_OUT
     assert counts["evaluate"] == FAN_OUT + 1
+    # Every attacked model but Clean is attacked again.
+    assert counts["attack"] == 1 + len(builtin_methods()) * len(ATTACK_SEEDS)
     assert set(counts) == {
         *("train", "unlearn", "evaluate", "table", "plots", "provenance_summary"),
-        *("fidelity", "compare", "vs_paper", "all", "total"),
+        *("fidelity", "compare", "vs_paper", "all", "total", "attack", "attack_table"),
     }
 
 
@@ -280,6 +286,29 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
         "unlearn/neg_grad_x5_seed0.tsv",
     ):
         assert name in benchmarks
+
+
+def test_every_attacked_model_has_every_attack_in_the_attack_table(tiny_run):
+    """Clean, Compromised and each method's model at the main budget for attacks.seeds: every
+    relearning and precision attack, scored on the rows its attacker did not see."""
+    table = pl.read_parquet(RESULTS / "attacks.parquet")
+    attacks = [*SETTINGS["attacks"]["relearn"], *SETTINGS["attacks"]["precision"]]
+    main = SETTINGS["report"]["main_budget"]
+    states = ["clean", "compromised"] + [
+        f"unlearned/{m}/x{main:g}/seed{s}" for m in builtin_methods() for s in ATTACK_SEEDS
+    ]
+    assert sorted(table["state"].unique().to_list()) == sorted(states)
+    assert table.height == len(states) * len(attacks)
+    references = table.filter(pl.col("state").is_in(["clean", "compromised"]))
+    assert references["RetFail_MRR_recovered"].abs().max() < 1e-12  # nothing to recover
+    forget_rows = pl.read_parquet(RESULTS / "benchmark/data/forget-00000-of-00001.parquet").height
+    partial = table.filter(pl.col("attack") == "partial")["rows_measured"].unique().to_list()
+    held = round(SETTINGS["attacks"]["partial_fraction"] * forget_rows)
+    assert partial == [forget_rows - held]
+    # The relearning attacks move the models (the attacker's data teaches them something).
+    relearned = table.filter(pl.col("family") == "relearn")
+    assert (relearned["RetFail_MRR_after"] != relearned["RetFail_MRR_before"]).all()
+    assert "| unlearned/neg_grad/x5/seed0 |" in (RESULTS / "attacks.md").read_text()
 
 
 def test_every_data_job_records_its_peak_memory(tiny_run):

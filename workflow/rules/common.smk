@@ -401,6 +401,37 @@ def model_states():
     return states
 
 
+# evaluate.* keys the attacks do not read (salmu attack scores RetFail and AssocStr only).
+ATTACK_UNUSED_EVALUATE_KEYS = (
+    *("threads", "imagenet_path", "imagenet_templates", "imagenet_limit", "bootstrap"),
+    *("ci_level", "acs_test_fraction", "acs_c", "idzsc_template", "genknow_templates"),
+)
+
+
+def attacked_states():
+    """Clean, Compromised and, for each seed of attacks.seeds that unlearning ran, every
+    method's model at report.main_budget; none when attacks.seeds is empty."""
+    seeds = [s for s in config["attacks"]["seeds"] if s in config["unlearn"]["seeds"]]
+    if not seeds:
+        return []
+    main = budget_label(config["report"]["main_budget"])
+    unlearned = [
+        s
+        for s in model_states()
+        if s.startswith("unlearned/")
+        and f"/x{main}/" in s
+        and int(s.rsplit("seed", 1)[1]) in seeds
+    ]
+    return ["clean", "compromised", *unlearned]
+
+
+def attack_jsons(wildcards):
+    return [
+        f"results/{wildcards.run}/attacks/{state}/attacks.json"
+        for state in attacked_states()
+    ]
+
+
 def evaluation_jsons(wildcards):
     return [
         f"results/{wildcards.run}/eval/{state}/evaluation.json"

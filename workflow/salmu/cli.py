@@ -39,6 +39,7 @@ STAGES = {
     "unlearn": ("salmu.unlearn.run", "run one unlearning method from the Compromised model"),
     "evaluate": ("salmu.evaluate.run", "evaluate one checkpoint on the benchmark"),
     "attack": ("salmu.attacks.run", "relearning and precision attacks on one model (ours)"),
+    "attack-table": ("salmu.attacks.table", "the share of the gap each attack brings back"),
     "table": ("salmu.table", "collect evaluations into the results table"),
     "compare": ("salmu.compare", "paired bootstrap: is method A better than B on RetFail, GenKnow"),
     "fidelity": ("salmu.fidelity", "the paper's failure modes vs this run's, and the tier targets"),

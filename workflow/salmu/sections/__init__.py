@@ -6,6 +6,7 @@ parse, and each stage's command builds its flags from them.
 from collections.abc import Mapping
 from typing import Any
 
+from salmu.sections.attacks import AttacksSettings
 from salmu.sections.captions import CaptionsSettings
 from salmu.sections.evaluate import EvaluateSettings
 from salmu.sections.faces import FaceDiffusersSettings, FaceFilterSettings, FacesSettings
@@ -32,6 +33,7 @@ SECTIONS = (
     TrainSettings,
     UnlearnSettings,
     EvaluateSettings,
+    AttacksSettings,
     ReportSettings,
     Thresholds,
 )

@@ -51,6 +51,11 @@ class Thresholds(Settings):
     min_reference_gap: float = setting(
         0.01, "skip a gap-normalised criterion when Compromised - Clean is smaller than this"
     )
+    max_recovered: float = setting(
+        0.5,
+        "superficial forgetting when an attack brings back more than this share of the "
+        "Compromised-Clean RetFail MRR gap (salmu attack-table)",
+    )
 
     def __post_init__(self):
         for name, value in asdict(self).items():

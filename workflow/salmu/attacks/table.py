@@ -1,0 +1,142 @@
+"""``salmu attack-table``: every attack on every attacked model, as the share of the gap it
+brought back (``results/<run>/attacks.{parquet,csv,md}``).
+
+From the ``salmu attack`` JSONs of Clean, Compromised and the unlearned models: per model and
+attack, RetFail MRR and AssocStr over the forget rows the attacker did not train on, before and
+after the attack, for the model and for both references, and the recovered share of the gap
+(``salmu.attacks.gap``). A model is labelled *superficial forgetting* when some attack brings back
+more than ``--max-recovered`` of the RetFail gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from salmu.attacks.gap import recovered
+from salmu.io import ensure_parent, read_json, write_parquet
+
+METRICS = {"RetFail_MRR": "rr", "AssocStr": "assoc"}
+REFERENCES = ("clean", "compromised")
+SUPERFICIAL = "superficial forgetting"
+
+
+def load(paths: list[Path]) -> dict[str, dict]:
+    results = {}
+    for path in paths:
+        result = read_json(path)
+        for key in ("state", "forget_file_names", "none", "attacks"):
+            if key not in result:
+                raise ValueError(f"{path}: missing key '{key}' (not a salmu attack JSON?)")
+        results[result["state"]] = result
+    missing = [r for r in REFERENCES if r not in results]
+    if missing:
+        raise ValueError(f"--attacks: no attack JSON of {missing}; both references are needed")
+    names = {tuple(r["forget_file_names"]) for r in results.values()}
+    if len(names) > 1:
+        raise ValueError("--attacks: the JSONs were scored on different forget rows")
+    return results
+
+
+def measured_rows(results: dict[str, dict], attack: str) -> np.ndarray:
+    """The forget rows no attacker of ``attack`` trained on (the same for every model)."""
+    names = next(iter(results.values()))["forget_file_names"]
+    trained = {tuple(r["attacks"][attack].get("trained_on", [])) for r in results.values()}
+    if len(trained) > 1:
+        raise ValueError(f"attack {attack!r}: the models were attacked with different rows")
+    held = set(trained.pop())
+    return np.array([name not in held for name in names])
+
+
+def mean(entry: dict, metric: str, rows: np.ndarray) -> float:
+    return float(np.asarray(entry[METRICS[metric]], dtype=np.float64)[rows].mean())
+
+
+def state_order(state: str) -> tuple:
+    """Clean, Compromised, then the unlearned models by name."""
+    return (REFERENCES.index(state) if state in REFERENCES else len(REFERENCES), state)
+
+
+def build(results: dict[str, dict], min_gap: float) -> pl.DataFrame:
+    clean, compromised = results["clean"], results["compromised"]
+    attacks = sorted(set.intersection(*(set(r["attacks"]) for r in results.values())))
+    records = []
+    for state in sorted(results, key=state_order):
+        result = results[state]
+        for attack in attacks:
+            rows = measured_rows(results, attack)
+            record = {
+                "state": state,
+                "attack": attack,
+                "family": result["attacks"][attack]["family"],
+                "rows_measured": int(rows.sum()),
+            }
+            for metric in METRICS:
+                before = tuple(mean(r["none"], metric, rows) for r in (result, clean, compromised))
+                after = tuple(
+                    mean(r["attacks"][attack], metric, rows) for r in (result, clean, compromised)
+                )
+                record[f"{metric}_before"], record[f"{metric}_after"] = before[0], after[0]
+                record[f"{metric}_recovered"] = recovered(before, after, min_gap)
+            records.append(record)
+    return pl.DataFrame(records, infer_schema_length=None)
+
+
+def label(table: pl.DataFrame, max_recovered: float) -> pl.DataFrame:
+    """Per model: the attack that brought back the most of the RetFail gap, and the label."""
+    worst = (
+        table.sort("RetFail_MRR_recovered", descending=True, nulls_last=True)
+        .group_by("state", maintain_order=True)
+        .first()
+        .select(
+            "state",
+            pl.col("attack").alias("worst_attack"),
+            pl.col("RetFail_MRR_recovered").alias("max_recovered"),
+        )
+    )
+    return worst.with_columns(
+        pl.when(pl.col("max_recovered") > max_recovered)
+        .then(pl.lit(SUPERFICIAL))
+        .otherwise(pl.lit(""))
+        .alias("attack_diagnosis")
+    )
+
+
+def render(table: pl.DataFrame, labels: pl.DataFrame, max_recovered: float) -> str:
+    attacks = table["attack"].unique(maintain_order=True).to_list()
+    wide = table.pivot(on="attack", index="state", values="RetFail_MRR_recovered")
+    lines = [
+        "# Attacks on forgetting (ours)",
+        "",
+        "Share of the Compromised-Clean RetFail MRR gap each attack brings back, on the forget rows "
+        "its attacker did not train on (0: nothing; 1: all of it; Clean and Compromised: 0 by "
+        f"construction). Superficial forgetting: more than {max_recovered:.0%} back.",
+        "",
+        "| state | " + " | ".join(attacks) + " | diagnosis |",
+        "|---|" + "---|" * (len(attacks) + 1),
+    ]
+    diagnosis = dict(zip(labels["state"], labels["attack_diagnosis"]))
+    for row in wide.iter_rows(named=True):
+        cells = ["" if row[a] is None else f"{row[a]:+.3f}" for a in attacks]
+        lines.append(f"| {row['state']} | " + " | ".join(cells) + f" | {diagnosis[row['state']]} |")
+    return "\n".join(lines) + "\n"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--attacks", nargs="+", required=True, help="salmu attack JSONs")
+    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.{parquet,csv,md}")
+    parser.add_argument("--max-recovered", type=float, default=0.5)
+    parser.add_argument("--min-gap", type=float, default=0.01)
+
+
+def run(args: argparse.Namespace) -> None:
+    table = build(load([Path(p) for p in args.attacks]), args.min_gap)
+    labels = label(table, args.max_recovered)
+    prefix = Path(args.out_prefix)
+    write_parquet(table.join(labels, on="state", how="left"), prefix.with_suffix(".parquet"))
+    table.join(labels, on="state", how="left").write_csv(ensure_parent(prefix.with_suffix(".csv")))
+    prefix.with_suffix(".md").write_text(render(table, labels, args.max_recovered))
+    print(render(table, labels, args.max_recovered))
