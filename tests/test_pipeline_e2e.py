@@ -311,6 +311,61 @@ def test_every_attacked_model_has_every_attack_in_the_attack_table(tiny_run):
     assert "| unlearned/neg_grad/x5/seed0 |" in (RESULTS / "attacks.md").read_text()
 
 
+def shallow_unlearning(out, steps=20, lr=1e-3):
+    """A deliberately shallow unlearning of the run's Compromised model: Neg. Gradient on the
+    forget shards that may move only the two final projections (text and image)."""
+    import torch
+
+    from salmu.clip_model import load_clip, save_checkpoint
+    from salmu.unlearn.data import SampleBank, read_samples
+    from salmu.unlearn.losses import clip_loss
+
+    torch.manual_seed(0)
+    model, preprocess, tokenizer = load_clip(
+        "resources/models/tiny-clip", RESULTS / "models" / "compromised" / "checkpoint.pt",
+        train_transform=True,
+    )  # fmt: skip
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in ("text_projection", "visual.proj"))
+    bank = SampleBank(read_samples(RESULTS / "shards" / "forget"), preprocess, tokenizer, 0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = -clip_loss(model, bank.next_batch(32))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    save_checkpoint(model.eval(), out, "shallow")
+
+
+def test_a_shallow_unlearning_is_caught_as_superficial(tiny_run, tmp_path):
+    """Forgetting that lives in the last projections alone: the relearning attacks bring most of
+    the gap back, and the attack table says so; the run's own methods are not so labelled."""
+    shallow = tmp_path / "shallow.pt"
+    shallow_unlearning(shallow)
+    attack = [sys.executable, "-m", "salmu", "attack", "--benchmark", str(RESULTS / "benchmark")]
+    attack += ["--model-dir", "resources/models/tiny-clip", "--checkpoint", str(shallow)]
+    attack += ["--state", "unlearned/shallow/x1/seed0", "--retain-shards"]
+    attack += [str(RESULTS / "shards" / "retain"), "--out", str(tmp_path / "shallow.json")]
+    subprocess.run(attack, cwd=ROOT, check=True, capture_output=True)
+    references = [str(RESULTS / "attacks" / s / "attacks.json") for s in ("clean", "compromised")]
+    table = [sys.executable, "-m", "salmu", "attack-table", "--attacks", *references]
+    table += [str(tmp_path / "shallow.json"), "--out-prefix", str(tmp_path / "attacks")]
+    subprocess.run(table, cwd=ROOT, check=True, capture_output=True)
+    rows = pl.read_parquet(tmp_path / "attacks.parquet").filter(
+        pl.col("state") == "unlearned/shallow/x1/seed0"
+    )
+    before = rows["RetFail_MRR_before"][0]
+    compromised = pl.read_parquet(RESULTS / "attacks.parquet").filter(
+        pl.col("state") == "compromised"
+    )["RetFail_MRR_before"][0]
+    assert before < 0.5 * compromised  # it did forget, on the face of it
+    assert rows["attack_diagnosis"][0] == "superficial forgetting"
+    assert rows["max_recovered"][0] > SETTINGS["report"]["diagnosis"]["max_recovered"]
+    run_labels = pl.read_parquet(RESULTS / "attacks.parquet")["attack_diagnosis"].unique()
+    assert "superficial forgetting" not in run_labels.to_list()
+
+
 def test_every_data_job_records_its_peak_memory(tiny_run):
     """`salmu memory-bench` tabulates the peaks that `salmu record` writes into each record."""
     from salmu.memory_bench import job_peaks, render
