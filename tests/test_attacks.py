@@ -4,6 +4,7 @@ the forget-row probe against the evaluator, and the recovered share of the gap."
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -111,3 +112,49 @@ def test_the_probe_scores_the_forget_rows_as_the_evaluator_does(tmp_path):
     assert means["AssocStr"] == pytest.approx(official["1.2_AssocStr"]["mean"], abs=1e-6)
     half = np.arange(len(scores.rr)) % 2 == 0
     assert scores.means(half)["RetFail_MRR"] == pytest.approx(scores.rr[half].mean())
+
+
+def attack_frame(recovered: dict[str, dict[str, float]]) -> pl.DataFrame:
+    """A salmu attack-table frame: state -> attack -> recovered RetFail share."""
+    from salmu.attacks.table import label
+
+    rows = [
+        {"state": s, "attack": a, "family": "relearn", "RetFail_MRR_recovered": v}
+        for s, by_attack in recovered.items()
+        for a, v in by_attack.items()
+    ]
+    table = pl.DataFrame(rows)
+    return table.join(label(table, 0.5), on="state", how="left")
+
+
+def test_each_attacked_model_gets_its_worst_attack_and_the_superficial_label(tmp_path):
+    from salmu.attacks.plot import recovered_plot
+    from salmu.attacks.table import per_state
+    from salmu.fidelity import attack_entry
+    from salmu.table import attack_markdown
+
+    frame = attack_frame(
+        {
+            "clean": {"related": 0.0, "int8": 0.0},
+            "compromised": {"related": 0.0, "int8": 0.0},
+            "unlearned/neg_grad/x5/seed0": {"related": 0.7, "int8": 0.1},
+            "unlearned/neg_grad/x5/seed1": {"related": 0.3, "int8": 0.2},
+            "unlearned/ssd/x5/seed0": {"related": 0.6, "int8": None},
+        }
+    )
+    wide = per_state(frame)
+    assert set(wide.columns) >= {"recovered_related", "recovered_int8", "attack_diagnosis"}
+    row = wide.filter(pl.col("state") == "unlearned/neg_grad/x5/seed0").row(0, named=True)
+    assert (row["worst_attack"], row["max_recovered"]) == ("related", 0.7)
+    assert row["attack_diagnosis"] == "superficial forgetting"
+    results = pl.DataFrame({"state": wide["state"]}).join(wide, on="state", how="left")
+    # A method is superficial when every attacked seed is (seed 1 of neg_grad is not).
+    assert attack_entry(results, "unlearned/neg_grad/x5")["attack_diagnosis"] == ""
+    assert attack_entry(results, "unlearned/neg_grad/x5")["attack_max_recovered"] == 0.7
+    assert attack_entry(results, "unlearned/ssd/x5")["attack_diagnosis"] == "superficial forgetting"
+    assert attack_entry(results, "unlearned/slug/x5") == {}
+    lines = "\n".join(attack_markdown(results))
+    assert "| unlearned/ssd/x5/seed0 |" in lines and "superficial forgetting" in lines
+    files = recovered_plot(frame, tmp_path, 0.5)
+    assert sorted(p.rsplit(".", 1)[1] for p in files) == ["png", "svg"]
+    assert all((tmp_path / f"recovered_gap.{fmt}").stat().st_size > 0 for fmt in ("png", "svg"))

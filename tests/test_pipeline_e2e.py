@@ -309,6 +309,13 @@ def test_every_attacked_model_has_every_attack_in_the_attack_table(tiny_run):
     relearned = table.filter(pl.col("family") == "relearn")
     assert (relearned["RetFail_MRR_after"] != relearned["RetFail_MRR_before"]).all()
     assert "| unlearned/neg_grad/x5/seed0 |" in (RESULTS / "attacks.md").read_text()
+    # The results table, the fidelity report and a plot carry them.
+    results = pl.read_parquet(RESULTS / "benchmark.parquet")
+    attacked = results.filter(pl.col("max_recovered").is_not_null())["state"].to_list()
+    assert sorted(attacked) == sorted(states)
+    assert {f"recovered_{a}" for a in attacks} <= set(results.columns)
+    assert "attacks: most recovered (worst)" in (RESULTS / "fidelity.md").read_text()
+    assert (RESULTS / "plots" / "recovered_gap.png").stat().st_size > 0
 
 
 def shallow_unlearning(out, steps=20, lr=1e-3):

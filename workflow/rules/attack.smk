@@ -42,6 +42,11 @@ rule attack_table:
         attacks=attack_jsons,
     output:
         multiext("results/{run}/attacks", ".parquet", ".csv", ".md"),
+        report(
+            multiext("results/{run}/plots/recovered_gap", ".png", ".svg"),
+            caption="../report/attacks.rst",
+            category="Results",
+        ),
     log:
         "results/{run}/logs/attack_table.log",
     benchmark:
@@ -54,11 +59,13 @@ rule attack_table:
         runtime=10,
     params:
         prefix="results/{run}/attacks",
+        plots_dir=plots_dir,
         max_recovered=config["report"]["diagnosis"]["max_recovered"],
         min_gap=config["report"]["diagnosis"]["min_reference_gap"],
     shell:
         recorded(
             "attack_table",
             "salmu attack-table --attacks {input.attacks} --out-prefix {params.prefix}"
-            " --max-recovered {params.max_recovered} --min-gap {params.min_gap} > {log} 2>&1",
+            " --max-recovered {params.max_recovered} --min-gap {params.min_gap}"
+            " --plots-dir {params.plots_dir} > {log} 2>&1",
         )

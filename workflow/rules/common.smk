@@ -432,6 +432,11 @@ def attack_jsons(wildcards):
     ]
 
 
+def attack_table_input(wildcards):
+    """attacks.parquet for the results table, when any model is attacked."""
+    return [f"results/{wildcards.run}/attacks.parquet"] if attacked_states() else []
+
+
 def evaluation_jsons(wildcards):
     return [
         f"results/{wildcards.run}/eval/{state}/evaluation.json"

@@ -2,6 +2,7 @@ rule table:
     input:
         evals=evaluation_jsons,
         sources=reference_sources,
+        attacks=attack_table_input,
     output:
         parquet="results/{run}/benchmark.parquet",
         csv=report(
@@ -27,9 +28,12 @@ rule table:
         sources=lambda wildcards, input: (
             " --sources " + " ".join(input.sources) if input.sources else ""
         ),
+        attacks=lambda wildcards, input: (
+            f" --attacks {input.attacks}" if input.attacks else ""
+        ),
     shell:
         recorded(
             "table",
             "salmu table --evals {input.evals} --out-prefix {params.prefix}"
-            " {params.settings}{params.sources} > {log} 2>&1",
+            " {params.settings}{params.sources}{params.attacks} > {log} 2>&1",
         )

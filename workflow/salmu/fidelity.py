@@ -123,13 +123,37 @@ def _half_width(row: dict, column: str) -> float:
     return (high - low) / 2
 
 
-def baseline_rows(summary: pl.DataFrame, agreed: dict, budget: float) -> list[dict]:
+def attack_entry(table: pl.DataFrame, state: str) -> dict:
+    """The attacks on a method's attacked seeds (``salmu attack-table``'s columns, when the table
+    has them): the most of the gap any attack brought back, and *superficial forgetting* when
+    every attacked seed got that label (as a failure mode needs every seed)."""
+    if "max_recovered" not in table.columns:
+        return {}
+    rows = table.filter(
+        pl.col("state").str.starts_with(state + "/") & pl.col("max_recovered").is_not_null()
+    )
+    if not rows.height:
+        return {}
+    worst = rows.sort("max_recovered", descending=True).row(0, named=True)
+    superficial = all(rows["attack_diagnosis"].to_list())
+    return {
+        "attack_max_recovered": worst["max_recovered"],
+        "attack_worst": worst["worst_attack"],
+        "attack_seeds": rows.height,
+        "attack_diagnosis": worst["attack_diagnosis"] if superficial else "",
+    }
+
+
+def baseline_rows(
+    summary: pl.DataFrame, agreed: dict, budget: float, table: pl.DataFrame | None = None
+) -> list[dict]:
     out = []
     for paper in PAPER_BASELINES:
         state = f"unlearned/{paper.method}/x{budget:g}"
         row, found = _row(summary, state), agreed.get(state)
         entry = asdict(paper) | {"state": state, "ran": row is not None and found is not None}
         if entry["ran"]:
+            entry |= attack_entry(table, state) if table is not None else {}
             entry |= {
                 "ours": found.label,
                 "agrees": found.label in paper.expected,
@@ -247,7 +271,7 @@ def report(
 ) -> dict:
     targets = targets or Targets()
     summary, agreed = seeds.summarise(table, thresholds, agreement=agreement)
-    baselines = baseline_rows(summary, agreed, budget)
+    baselines = baseline_rows(summary, agreed, budget, table)
     found = criteria(table, baselines, genknow_classes, targets)
     clean, compromised = _row(table, "clean"), _row(table, "compromised")
     paper_ratio = (
@@ -292,6 +316,14 @@ def _num(value, digits: int = 4) -> str:
     return str(value)
 
 
+def attack_cell(baseline: dict) -> str:
+    if "attack_max_recovered" not in baseline:
+        return "-"
+    label = f", {baseline['attack_diagnosis']}" if baseline["attack_diagnosis"] else ""
+    recovered = _num(baseline["attack_max_recovered"], 3)
+    return f"{recovered} ({baseline['attack_worst']}{label})"
+
+
 def to_markdown(found: dict) -> str:
     ratio = found["references"]["leak_ratio"]
     lines = [
@@ -304,15 +336,15 @@ def to_markdown(found: dict) -> str:
         "",
         "| baseline | paper's failure mode | ours | agree | seeds | RetFail MRR (seed interval)"
         " | gap closed | holdout gap closed | GenKnow retained | VisIdInt retained | paper RetFail"
-        " / GenKnow / InterIdSim |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " / GenKnow / InterIdSim | attacks: most recovered (worst) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for b in found["baselines"]:
         paper = " / ".join(_num(b[k], 3) for k in ("retfail", "genknow", "inter_id_sim"))
         if not b["ran"]:
             lines.append(
                 f"| {b['name']} | {b['failure_mode']} | not run | no | 0 | - | - | - | - | - "
-                f"| {paper} |"
+                f"| {paper} | - |"
             )
             continue
         low, high = b["RetFail_MRR_seed_interval"]
@@ -322,7 +354,7 @@ def to_markdown(found: dict) -> str:
             f"{'yes' if b['agrees'] else 'no'} | {b['n_seeds']} | {_num(b['RetFail_MRR'])} "
             f"[{_num(low)}, {_num(high)}] | {_num(b['forget_gap_closed'], 3)} | "
             f"{_num(b['holdout_gap_closed'], 3)} | {_num(utility['GenKnow'], 3)} | "
-            f"{_num(utility['VisIdInt'], 3)} | {paper} |"
+            f"{_num(utility['VisIdInt'], 3)} | {paper} | {attack_cell(b)} |"
         )
     lines += ["", "Seed labels where the seeds disagree:", ""]
     disagreeing = [b for b in found["baselines"] if b["ran"] and len(set(b["seed_labels"])) > 1]

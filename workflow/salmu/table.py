@@ -27,7 +27,7 @@ import polars as pl
 from salmu import diagnose, seeds
 from salmu.evaluate.layout import METRIC_COLUMNS, ci_column_names, flatten, flatten_ci
 from salmu.import_model import add_sources_argument, read_sources
-from salmu.io import read_json, write_parquet
+from salmu.io import read_json, read_parquet, write_parquet
 from salmu.provenance import record_path
 from salmu.sections.report import ReportSettings, Thresholds
 
@@ -97,6 +97,30 @@ def build_table(
     return table.with_columns(diagnose.diagnosis_labels(table, thresholds)).with_columns(
         pl.Series("lineage", lineage, dtype=pl.String)
     )
+
+
+def with_attacks(table: pl.DataFrame, path: str | Path) -> pl.DataFrame:
+    """The table with each attacked model's recovered shares and attack label (others null)."""
+    from salmu.attacks.table import ATTACK_COLUMNS, per_state
+
+    attacks = read_parquet(path, ["state", "attack", "RetFail_MRR_recovered", *ATTACK_COLUMNS])
+    return table.join(per_state(attacks), on="state", how="left")
+
+
+def attack_markdown(table: pl.DataFrame) -> list[str]:
+    """The attacked rows' recovered shares (``salmu attack-table``), when the table has them."""
+    columns = [c for c in table.columns if c.startswith("recovered_")]
+    if not columns:
+        return []
+    rows = table.filter(pl.col("max_recovered").is_not_null())
+    names = ["state", *columns, "attack_diagnosis"]
+    return [
+        "",
+        "Attacks on forgetting (ours; attacks.md): share of the Compromised-Clean RetFail gap "
+        "each attack brings back.",
+        "",
+        *_markdown_rows(names, rows.select(names).iter_rows()),
+    ]
 
 
 def _cell(value) -> str:
@@ -202,6 +226,7 @@ def to_markdown(
             ],
             details,
         )
+    lines += attack_markdown(table)
     return "\n".join(lines) + "\n"
 
 
@@ -213,6 +238,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="writes PREFIX.parquet/.csv/.md and PREFIX_summary.parquet/.csv",
     )
     add_sources_argument(parser)
+    parser.add_argument(
+        "--attacks", default=None, help="attacks.parquet of salmu attack-table: its columns join"
+    )
     ReportSettings.add_arguments(parser)
     Thresholds.add_arguments(parser)
 
@@ -220,6 +248,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     thresholds = Thresholds.from_args(args)
     table = build_table(args.evals, thresholds)
+    if args.attacks:
+        table = with_attacks(table, args.attacks)
     summary, _ = seeds.summarise(table, thresholds, args.seed_interval_level, args.seed_agreement)
     prefix = Path(args.out_prefix)
     write_parquet(table, prefix.with_suffix(".parquet"))

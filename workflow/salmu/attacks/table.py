@@ -105,6 +105,18 @@ def label(table: pl.DataFrame, max_recovered: float) -> pl.DataFrame:
     )
 
 
+ATTACK_COLUMNS = ("max_recovered", "worst_attack", "attack_diagnosis")
+
+
+def per_state(attacks: pl.DataFrame) -> pl.DataFrame:
+    """One row per attacked model for the results table: ``recovered_<attack>`` (the RetFail
+    share each attack brought back), then ``ATTACK_COLUMNS``."""
+    wide = attacks.pivot(on="attack", index="state", values="RetFail_MRR_recovered")
+    wide = wide.rename({c: f"recovered_{c}" for c in wide.columns if c != "state"})
+    labels = attacks.select("state", *ATTACK_COLUMNS).unique("state", maintain_order=True)
+    return wide.join(labels, on="state", how="left")
+
+
 def render(table: pl.DataFrame, labels: pl.DataFrame, max_recovered: float) -> str:
     attacks = table["attack"].unique(maintain_order=True).to_list()
     wide = table.pivot(on="attack", index="state", values="RetFail_MRR_recovered")
@@ -130,6 +142,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.{parquet,csv,md}")
     parser.add_argument("--max-recovered", type=float, default=0.5)
     parser.add_argument("--min-gap", type=float, default=0.01)
+    parser.add_argument("--plots-dir", default=None, help="writes recovered_gap.{png,svg} here")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -139,4 +152,8 @@ def run(args: argparse.Namespace) -> None:
     write_parquet(table.join(labels, on="state", how="left"), prefix.with_suffix(".parquet"))
     table.join(labels, on="state", how="left").write_csv(ensure_parent(prefix.with_suffix(".csv")))
     prefix.with_suffix(".md").write_text(render(table, labels, args.max_recovered))
+    if args.plots_dir:
+        from salmu.attacks.plot import recovered_plot
+
+        recovered_plot(table, args.plots_dir, args.max_recovered)
     print(render(table, labels, args.max_recovered))
