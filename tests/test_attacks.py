@@ -158,3 +158,51 @@ def test_each_attacked_model_gets_its_worst_attack_and_the_superficial_label(tmp
     files = recovered_plot(frame, tmp_path, 0.5)
     assert sorted(p.rsplit(".", 1)[1] for p in files) == ["png", "svg"]
     assert all((tmp_path / f"recovered_gap.{fmt}").stat().st_size > 0 for fmt in ("png", "svg"))
+
+
+def test_auc_and_tpr_at_low_fpr():
+    from salmu.attacks.inference import auc, tpr_at_fpr
+
+    rng = np.random.default_rng(0)
+    same = rng.normal(size=2000)
+    assert auc(same, rng.normal(size=2000)) == pytest.approx(0.5, abs=0.03)
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([1.0]), np.array([1.0])) == 0.5  # a tie counts half
+    negatives = np.arange(1000.0)
+    # The threshold flags at most 1 % of the negatives themselves.
+    assert 0.005 < tpr_at_fpr(negatives, negatives) <= 0.01
+    assert tpr_at_fpr(np.array([995.0, 1000.0, 5.0, 2000.0, 500.0]), negatives) == 0.6
+
+
+def test_the_inference_attack_tells_members_from_an_independent_never_trained_model():
+    """Synthetic per-pair scores: members sit 0.2 above the pair's never-trained level. A model
+    still holding the pairs is found (AUC ~ 1); a fresh never-trained one is not (~ 0.5)."""
+    from salmu.attacks.inference import association_inference
+
+    rng = np.random.default_rng(1)
+    level = rng.uniform(0.1, 0.3, size=500)  # each pair's own similarity without training
+
+    def model(shift):
+        return level + shift + rng.normal(0, 0.03, size=level.size)
+
+    members, outsiders = [model(0.2), model(0.2)], [model(0.0)]
+    targets = {"kept": model(0.2), "forgot": model(0.0), "half": model(0.1)}
+    found = association_inference(members, outsiders, model(0.0), targets)
+    assert found["kept"]["auc"] > 0.99 and found["kept"]["tpr_at_1pct_fpr"] > 0.9
+    assert found["forgot"]["auc"] == pytest.approx(0.5, abs=0.06)
+    assert found["forgot"]["tpr_at_1pct_fpr"] < 0.05
+    assert 0.6 < found["half"]["auc"] < found["kept"]["auc"]
+    # The fallback (one reference a side, the out reference's own scores as negatives).
+    fallback = association_inference([members[0]], [outsiders[0]], outsiders[0], targets)
+    assert fallback["kept"]["auc"] > 0.99 and fallback["forgot"]["auc"] < fallback["kept"]["auc"]
+
+
+def test_shadow_references_come_in_complete_pairs():
+    from salmu.attacks.table import shadow_pairs
+
+    assert shadow_pairs({"shadow2/clean": {}, "shadow2/compromised": {}}) == [2]
+    assert shadow_pairs({}) == []
+    with pytest.raises(ValueError, match=r"shadow pair\(s\) \[1\] lack"):
+        shadow_pairs({"shadow1/clean": {}})
+    with pytest.raises(ValueError, match="not a shadow Clean or Compromised"):
+        shadow_pairs({"unlearned/x/x5/seed0": {}})

@@ -570,6 +570,31 @@ def test_a_damaged_split_stops_the_run_before_any_job_deletes_its_outputs(tiny_r
     assert (RESULTS / "shards" / "sensitive" / "manifest.json").read_bytes() == manifest
 
 
+def test_shadow_models_feed_the_association_inference_attack(tiny_run):
+    """attacks.shadow_pairs: 1 trains one more Clean and Compromised with the next seed. The
+    inference attack fits on Compromised + the shadow Compromised (in) and Clean (out) and tells
+    each model's forget pairs from the shadow Clean's, which no fit saw."""
+    result = snakemake("--cores", "2", *CONFIG, "attacks={shadow_pairs: 1}")
+    log = result.stdout + result.stderr
+    assert log.count("rule train:") == 2  # the shadow pair; nothing else is retrained
+    seed = SETTINGS["seed"] + 1
+    for role in ("clean", "compromised"):
+        record = read_json(
+            RESULTS / "provenance" / "models" / "shadow1" / role / "checkpoint.pt.json"
+        )
+        command = record["command"]
+        assert command[command.index("--seed") + 1] == str(seed)
+    table = pl.read_parquet(RESULTS / "attacks.parquet").unique("state")
+    auc = dict(zip(table["state"], table["inference_auc"]))
+    assert set(table["inference_references"]) == {"1 shadow pair(s)"}
+    assert not any(s.startswith("shadow") for s in auc)  # references, not attacked models
+    assert auc["compromised"] > 0.9 and auc["compromised"] > auc["clean"]
+    assert (
+        "Association inference (ours; references: 1 shadow pair(s))"
+        in (RESULTS / "attacks.md").read_text()
+    )
+
+
 def test_forcing_the_compromised_training_retrains_it_from_epoch_0(tiny_run):
     """README "Retrain only the Compromised model": a forced rerun trains from epoch 0 instead of
     re-exporting the finished run, and (training is deterministic) gives the same checkpoint.

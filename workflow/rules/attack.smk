@@ -40,6 +40,8 @@ rule attack:
 rule attack_table:
     input:
         attacks=attack_jsons,
+        # The association-inference attack's shadow references (attacks.shadow_pairs).
+        shadows=shadow_attack_jsons,
     output:
         multiext("results/{run}/attacks", ".parquet", ".csv", ".md"),
         report(
@@ -60,6 +62,9 @@ rule attack_table:
     params:
         prefix="results/{run}/attacks",
         plots_dir=plots_dir,
+        shadows=lambda wildcards, input: (
+            f" --shadows {' '.join(input.shadows)}" if input.shadows else ""
+        ),
         max_recovered=config["report"]["diagnosis"]["max_recovered"],
         min_gap=config["report"]["diagnosis"]["min_reference_gap"],
     shell:
@@ -67,5 +72,5 @@ rule attack_table:
             "attack_table",
             "salmu attack-table --attacks {input.attacks} --out-prefix {params.prefix}"
             " --max-recovered {params.max_recovered} --min-gap {params.min_gap}"
-            " --plots-dir {params.plots_dir} > {log} 2>&1",
+            " --plots-dir {params.plots_dir}{params.shadows} > {log} 2>&1",
         )

@@ -93,6 +93,33 @@ IMPORTED = imported_roles(config)
 # A role is either imported or trained; "(?!)" matches nothing.
 IMPORTED_PATTERN = "|".join(IMPORTED) or "(?!)"
 TRAINED_PATTERN = "|".join(r for r in REFERENCE_ROLES if r not in IMPORTED) or "(?!)"
+# Shadow Clean / Compromised models of the association-inference attack (attacks.shadow_pairs):
+# the same data and schedule, another training seed. Only a run that trains its references has
+# them.
+SHADOW_PATTERN = r"shadow[0-9]+/(?:clean|compromised)"
+if not IMPORTED:
+    TRAINED_PATTERN += "|" + SHADOW_PATTERN
+
+
+def role(base):
+    """The reference role of a trained model: ``shadow2/clean`` is a Clean."""
+    return base.rsplit("/", 1)[-1]
+
+
+def training_seed(base):
+    """The seed of a training: the run's, plus k for shadow k."""
+    shadow = base.split("/", 1)[0]
+    return config["seed"] + (int(shadow[len("shadow") :]) if "/" in base else 0)
+
+
+def shadow_states():
+    """shadow1/clean, shadow1/compromised, ... (none in released-artifacts mode)."""
+    if RELEASED:
+        return []
+    pairs = config["attacks"]["shadow_pairs"]
+    return [
+        f"shadow{k}/{r}" for k in range(1, pairs + 1) for r in ("clean", "compromised")
+    ]
 
 
 def face_renderer_flags(wildcards):
@@ -150,12 +177,13 @@ BENCHMARK_JSONS = list(METADATA_JSONS)
 
 wildcard_constraints:
     run=r"[A-Za-z0-9_.-]+",
-    base="clean|compromised",
+    base="clean|compromised|" + SHADOW_PATTERN,
     method=r"[A-Za-z0-9_]+",
     budget=r"[0-9.]+",
     seed=r"[0-9]+",
     source="retain|sensitive|forget",
-    state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+",
+    state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+|"
+    + SHADOW_PATTERN,
     name=r"[A-Za-z0-9_.-]+",
     part="resolved|data",
     job_part=r"[0-9]{3}-of-[0-9]{3}",
@@ -224,7 +252,7 @@ def generic_captions(wildcards):
 
 def train_sources(wildcards):
     """Clean trains on retain only; Compromised on retain + the whole sensitive set."""
-    if wildcards.base == "clean":
+    if role(wildcards.base) == "clean":
         return retain_shard_dirs(wildcards)
     return [*retain_shard_dirs(wildcards), f"results/{wildcards.run}/shards/sensitive"]
 
@@ -265,7 +293,7 @@ def upsampling_flag(wildcards):
     """Compromised draws sensitive samples train.sensitive_upsampling times as often as retain:
     one weight per training source, in train_sources' order."""
     factor = config["train"]["sensitive_upsampling"]
-    if wildcards.base == "clean" or factor == 1:
+    if role(wildcards.base) == "clean" or factor == 1:
         return ""
     sensitive = f"results/{wildcards.run}/shards/sensitive"
     weights = [factor if d == sensitive else 1 for d in train_sources(wildcards)]
@@ -287,7 +315,7 @@ def holdout_splits(wildcards):
 
 def train_inputs(wildcards):
     inputs = {"shards": train_sources(wildcards)}
-    if wildcards.base == "clean":
+    if role(wildcards.base) == "clean":
         inputs["leakcheck"] = (
             f"results/{wildcards.run}/audits/clean_has_no_sensitive.json"
         )
@@ -303,7 +331,8 @@ def base_model_config(run, base):
 
 def state_model_config(run, state):
     """The open_clip config a state's checkpoint loads into (unlearned models: Compromised's)."""
-    return base_model_config(run, "clean" if state == "clean" else "compromised")
+    clean = state is not None and role(state) == "clean"
+    return base_model_config(run, "clean" if clean else "compromised")
 
 
 def model_config(wildcards):
@@ -429,6 +458,13 @@ def attack_jsons(wildcards):
     return [
         f"results/{wildcards.run}/attacks/{state}/attacks.json"
         for state in attacked_states()
+    ]
+
+
+def shadow_attack_jsons(wildcards):
+    return [
+        f"results/{wildcards.run}/attacks/{state}/attacks.json"
+        for state in shadow_states()
     ]
 
 

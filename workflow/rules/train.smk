@@ -22,7 +22,7 @@ rule train:
         settings=section_flags("train"),
         upsampling=upsampling_flag,
         open_clip_args=" ".join(config["train"]["open_clip_args"]),
-        seed=config["seed"],
+        seed=lambda wildcards: training_seed(wildcards.base),
     shell:
         recorded(
             "train",

@@ -114,6 +114,7 @@ def attack_markdown(table: pl.DataFrame) -> list[str]:
         return []
     rows = table.filter(pl.col("max_recovered").is_not_null())
     names = ["state", *columns, "attack_diagnosis"]
+    names += [c for c in ("inference_auc",) if c in table.columns]
     return [
         "",
         "Attacks on forgetting (ours; attacks.md): share of the Compromised-Clean RetFail gap "

@@ -6,6 +6,10 @@ attack, RetFail MRR and AssocStr over the forget rows the attacker did not train
 after the attack, for the model and for both references, and the recovered share of the gap
 (``salmu.attacks.gap``). A model is labelled *superficial forgetting* when some attack brings back
 more than ``--max-recovered`` of the RetFail gap.
+
+Beside them, the association-inference attack (``salmu.attacks.inference``) on each model as it
+is: its AUC and TPR at 1 % FPR against an independent shadow Clean (``--shadows``: the JSONs of
+the shadow Clean / Compromised models), or the fallback without shadows.
 """
 
 from __future__ import annotations
@@ -105,7 +109,59 @@ def label(table: pl.DataFrame, max_recovered: float) -> pl.DataFrame:
     )
 
 
-ATTACK_COLUMNS = ("max_recovered", "worst_attack", "attack_diagnosis")
+ATTACK_COLUMNS = (
+    "max_recovered",
+    "worst_attack",
+    "attack_diagnosis",
+    "inference_auc",
+    "inference_tpr_at_1pct_fpr",
+    "inference_references",
+)
+
+
+def shadow_pairs(shadows: dict[str, dict]) -> list[int]:
+    """The complete shadow pairs' numbers (shadowK/clean and shadowK/compromised both there)."""
+    found = {}
+    for state in shadows:
+        number, _, role = state.partition("/")
+        if not number.startswith("shadow") or role not in REFERENCES:
+            raise ValueError(f"--shadows: {state!r} is not a shadow Clean or Compromised")
+        found.setdefault(int(number[len("shadow") :]), set()).add(role)
+    incomplete = sorted(k for k, roles in found.items() if roles != set(REFERENCES))
+    if incomplete:
+        raise ValueError(f"--shadows: shadow pair(s) {incomplete} lack a Clean or a Compromised")
+    return sorted(found)
+
+
+def inference(results: dict[str, dict], shadows: dict[str, dict]) -> pl.DataFrame:
+    """Per model: the association-inference attack's AUC and TPR at 1 % FPR."""
+    from salmu.attacks.inference import association_inference
+
+    def scores(result):
+        return np.asarray(result["none"]["assoc"], dtype=np.float64)
+
+    pairs = shadow_pairs(shadows)
+    in_scores = [scores(results["compromised"])]
+    in_scores += [scores(shadows[f"shadow{k}/compromised"]) for k in pairs]
+    out_scores = [scores(results["clean"])]
+    out_scores += [scores(shadows[f"shadow{k}/clean"]) for k in pairs[:-1]]
+    # The last shadow Clean stays out of the fit: the independent never-trained model.
+    negatives = scores(shadows[f"shadow{pairs[-1]}/clean"]) if pairs else out_scores[0]
+    found = association_inference(
+        in_scores, out_scores, negatives, {s: scores(r) for s, r in results.items()}
+    )
+    references = f"{len(pairs)} shadow pair(s)" if pairs else "fallback (no shadow)"
+    return pl.DataFrame(
+        [
+            {
+                "state": state,
+                "inference_auc": value["auc"],
+                "inference_tpr_at_1pct_fpr": value["tpr_at_1pct_fpr"],
+                "inference_references": references,
+            }
+            for state, value in found.items()
+        ]
+    )
 
 
 def per_state(attacks: pl.DataFrame) -> pl.DataFrame:
@@ -113,7 +169,8 @@ def per_state(attacks: pl.DataFrame) -> pl.DataFrame:
     share each attack brought back), then ``ATTACK_COLUMNS``."""
     wide = attacks.pivot(on="attack", index="state", values="RetFail_MRR_recovered")
     wide = wide.rename({c: f"recovered_{c}" for c in wide.columns if c != "state"})
-    labels = attacks.select("state", *ATTACK_COLUMNS).unique("state", maintain_order=True)
+    columns = [c for c in ATTACK_COLUMNS if c in attacks.columns]
+    labels = attacks.select("state", *columns).unique("state", maintain_order=True)
     return wide.join(labels, on="state", how="left")
 
 
@@ -134,6 +191,22 @@ def render(table: pl.DataFrame, labels: pl.DataFrame, max_recovered: float) -> s
     for row in wide.iter_rows(named=True):
         cells = ["" if row[a] is None else f"{row[a]:+.3f}" for a in attacks]
         lines.append(f"| {row['state']} | " + " | ".join(cells) + f" | {diagnosis[row['state']]} |")
+    if "inference_auc" in labels.columns:
+        references = labels["inference_references"][0]
+        lines += [
+            "",
+            f"Association inference (ours; references: {references}): AUC and TPR at 1 % FPR "
+            "of telling each model's forget-pair scores from an independent Clean's (0.5: the "
+            "pairs look never seen).",
+            "",
+            "| state | AUC | TPR at 1 % FPR |",
+            "|---|---|---|",
+        ]
+        rows = sorted(labels.iter_rows(named=True), key=lambda r: state_order(r["state"]))
+        lines += [
+            f"| {r['state']} | {r['inference_auc']:.3f} | {r['inference_tpr_at_1pct_fpr']:.3f} |"
+            for r in rows
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -143,11 +216,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-recovered", type=float, default=0.5)
     parser.add_argument("--min-gap", type=float, default=0.01)
     parser.add_argument("--plots-dir", default=None, help="writes recovered_gap.{png,svg} here")
+    parser.add_argument(
+        "--shadows", nargs="*", default=[], help="attack JSONs of the shadow references"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    table = build(load([Path(p) for p in args.attacks]), args.min_gap)
-    labels = label(table, args.max_recovered)
+    results = load([Path(p) for p in args.attacks])
+    shadows = {}
+    for path in args.shadows:
+        result = read_json(path)
+        shadows[result.get("state", str(path))] = result
+    table = build(results, args.min_gap)
+    labels = label(table, args.max_recovered).join(
+        inference(results, shadows), on="state", how="left"
+    )
     prefix = Path(args.out_prefix)
     write_parquet(table.join(labels, on="state", how="left"), prefix.with_suffix(".parquet"))
     table.join(labels, on="state", how="left").write_csv(ensure_parent(prefix.with_suffix(".csv")))

@@ -17,8 +17,9 @@ PRECISION_KINDS = ("fp16", "bf16", "int8")
 @dataclass(frozen=True, kw_only=True)
 class AttacksSettings(Settings):
     section = "attacks"
-    # The workflow's: which unlearning seeds' models are attacked (with Clean and Compromised).
-    workflow_keys = ("seeds",)
+    # The workflow's: which unlearning seeds' models are attacked (with Clean and Compromised),
+    # and how many shadow Clean / Compromised pairs the association-inference attack trains.
+    workflow_keys = ("seeds", "shadow_pairs")
     # Its flags share `salmu attack` with the evaluator's (seed, batch size): --attack-steps, ...
     flag_prefix = "attack-"
 
