@@ -345,32 +345,73 @@ def shallow_unlearning(out, steps=20, lr=1e-3):
     save_checkpoint(model.eval(), out, "shallow")
 
 
+def attacked_row(checkpoint, state, tmp_path, *flags) -> dict:
+    """``salmu attack`` on one checkpoint, then the attack table with the run's Clean and
+    Compromised as references: the checkpoint's row (its worst attack and label)."""
+    out = tmp_path / "attacked.json"
+    attack = [sys.executable, "-m", "salmu", "attack", "--benchmark", str(RESULTS / "benchmark")]
+    attack += ["--model-dir", "resources/models/tiny-clip", "--checkpoint", str(checkpoint)]
+    attack += ["--state", state, "--retain-shards", str(RESULTS / "shards" / "retain")]
+    subprocess.run([*attack, "--out", str(out), *flags], cwd=ROOT, check=True, capture_output=True)
+    references = [str(RESULTS / "attacks" / s / "attacks.json") for s in ("clean", "compromised")]
+    table = [sys.executable, "-m", "salmu", "attack-table", "--attacks", *references, str(out)]
+    table += ["--out-prefix", str(tmp_path / "attacks")]
+    subprocess.run(table, cwd=ROOT, check=True, capture_output=True)
+    rows = pl.read_parquet(tmp_path / "attacks.parquet").filter(pl.col("state") == state)
+    return rows.sort("RetFail_MRR_recovered", descending=True).row(0, named=True)
+
+
+def compromised_retfail() -> float:
+    table = pl.read_parquet(RESULTS / "attacks.parquet")
+    return table.filter(pl.col("state") == "compromised")["RetFail_MRR_before"][0]
+
+
 def test_a_shallow_unlearning_is_caught_as_superficial(tiny_run, tmp_path):
     """Forgetting that lives in the last projections alone: the relearning attacks bring most of
     the gap back, and the attack table says so; the run's own methods are not so labelled."""
     shallow = tmp_path / "shallow.pt"
     shallow_unlearning(shallow)
-    attack = [sys.executable, "-m", "salmu", "attack", "--benchmark", str(RESULTS / "benchmark")]
-    attack += ["--model-dir", "resources/models/tiny-clip", "--checkpoint", str(shallow)]
-    attack += ["--state", "unlearned/shallow/x1/seed0", "--retain-shards"]
-    attack += [str(RESULTS / "shards" / "retain"), "--out", str(tmp_path / "shallow.json")]
-    subprocess.run(attack, cwd=ROOT, check=True, capture_output=True)
-    references = [str(RESULTS / "attacks" / s / "attacks.json") for s in ("clean", "compromised")]
-    table = [sys.executable, "-m", "salmu", "attack-table", "--attacks", *references]
-    table += [str(tmp_path / "shallow.json"), "--out-prefix", str(tmp_path / "attacks")]
-    subprocess.run(table, cwd=ROOT, check=True, capture_output=True)
-    rows = pl.read_parquet(tmp_path / "attacks.parquet").filter(
-        pl.col("state") == "unlearned/shallow/x1/seed0"
-    )
-    before = rows["RetFail_MRR_before"][0]
-    compromised = pl.read_parquet(RESULTS / "attacks.parquet").filter(
-        pl.col("state") == "compromised"
-    )["RetFail_MRR_before"][0]
-    assert before < 0.5 * compromised  # it did forget, on the face of it
-    assert rows["attack_diagnosis"][0] == "superficial forgetting"
-    assert rows["max_recovered"][0] > SETTINGS["report"]["diagnosis"]["max_recovered"]
+    row = attacked_row(shallow, "unlearned/shallow/x1/seed0", tmp_path, "--attack-precision")
+    assert row["RetFail_MRR_before"] < 0.5 * compromised_retfail()  # it did forget, on its face
+    assert row["attack_diagnosis"] == "superficial forgetting"
+    assert row["worst_attack"] in SETTINGS["attacks"]["relearn"]
+    assert row["max_recovered"] > SETTINGS["report"]["diagnosis"]["max_recovered"]
     run_labels = pl.read_parquet(RESULTS / "attacks.parquet")["attack_diagnosis"].unique()
     assert "superficial forgetting" not in run_labels.to_list()
+
+
+def test_an_update_below_the_int8_step_is_caught_by_the_precision_attack(tiny_run, tmp_path):
+    """Neg. Gradient's update, clipped weight by weight to 0.45 of the int8 step of its row (each
+    row's largest weight kept), still forgets most of the gap in fp32; int8 rounds the update
+    away and the association comes back."""
+    import torch
+
+    from salmu.attacks.precision import int8_round_trip
+    from salmu.io import write_torch
+
+    def state_dict(path):
+        return torch.load(path, weights_only=True)["state_dict"]
+
+    compromised = state_dict(RESULTS / "models" / "compromised" / "checkpoint.pt")
+    unlearned = state_dict(
+        RESULTS / "models" / "unlearned" / "neg_grad" / "x5" / "seed0" / "checkpoint.pt"
+    )
+    edited = {}
+    for name, weight in compromised.items():
+        if not (weight.is_floating_point() and weight.dim() >= 2):
+            edited[name] = unlearned[name]
+            continue
+        grid = int8_round_trip(weight).reshape(weight.shape[0], -1)
+        step = grid.abs().amax(dim=1, keepdim=True) / 127
+        change = (unlearned[name].reshape(grid.shape) - grid).clamp(-0.45 * step, 0.45 * step)
+        change = change.masked_fill(grid.abs() == grid.abs().amax(dim=1, keepdim=True), 0)
+        edited[name] = (grid + change).reshape(weight.shape)
+        assert torch.equal(int8_round_trip(edited[name]), grid.reshape(weight.shape))
+    checkpoint = tmp_path / "substep.pt"
+    write_torch({"epoch": 0, "name": "substep", "state_dict": edited}, checkpoint)
+    row = attacked_row(checkpoint, "unlearned/substep/x5/seed0", tmp_path, "--attack-relearn")
+    assert row["RetFail_MRR_before"] < 0.5 * compromised_retfail()
+    assert row["worst_attack"] == "int8" and row["attack_diagnosis"] == "superficial forgetting"
 
 
 def test_every_data_job_records_its_peak_memory(tiny_run):
