@@ -305,6 +305,15 @@ def test_every_attacked_model_has_every_attack_in_the_attack_table(tiny_run):
     partial = table.filter(pl.col("attack") == "partial")["rows_measured"].unique().to_list()
     held = round(SETTINGS["attacks"]["partial_fraction"] * forget_rows)
     assert partial == [forget_rows - held]
+    # Each attacker's data was audited against the rows it is measured on, by key and image.
+    for state in ("compromised", f"unlearned/neg_grad/x{main:g}/seed{ATTACK_SEEDS[0]}"):
+        found = read_json(RESULTS / "attacks" / state / "attacks.json")["attacks"]
+        assert found["partial"]["audit"] == {
+            "attack_samples": held,
+            "measured_rows": forget_rows - held,
+            "overlap": 0,
+        }
+        assert found["related"]["audit"]["measured_rows"] == forget_rows
     # The relearning attacks move the models (the attacker's data teaches them something).
     relearned = table.filter(pl.col("family") == "relearn")
     assert (relearned["RetFail_MRR_after"] != relearned["RetFail_MRR_before"]).all()
