@@ -206,3 +206,19 @@ def test_shadow_references_come_in_complete_pairs():
         shadow_pairs({"shadow1/clean": {}})
     with pytest.raises(ValueError, match="not a shadow Clean or Compromised"):
         shadow_pairs({"unlearned/x/x5/seed0": {}})
+
+
+def test_shadow_pairs_are_refused_when_a_reference_model_comes_from_outside():
+    from salmu.config_checks import check_shadows
+
+    config = {
+        "attacks": {"shadow_pairs": 1},
+        "artifacts": {"benchmark": None, "clean": None, "compromised": {"model": "ViT-B-16"}},
+    }
+    with pytest.raises(ValueError, match="attacks.shadow_pairs: 1 shadow pairs need this run"):
+        check_shadows(config)
+    config["artifacts"]["compromised"] = None
+    check_shadows(config)  # both trained here: shadows are fine
+    config["attacks"]["shadow_pairs"] = 0
+    config["artifacts"]["compromised"] = {"model": "ViT-B-16"}
+    check_shadows(config)  # no shadows asked for

@@ -284,6 +284,8 @@ def test_every_rule_left_a_benchmark_file(tiny_run):
         "table.tsv",
         "evaluate/clean.tsv",
         "unlearn/neg_grad_x5_seed0.tsv",
+        "attack/clean.tsv",
+        "attack_table.tsv",
     ):
         assert name in benchmarks
 

@@ -113,8 +113,9 @@ def training_seed(base):
 
 
 def shadow_states():
-    """shadow1/clean, shadow1/compromised, ... (none in released-artifacts mode)."""
-    if RELEASED:
+    """shadow1/clean, shadow1/compromised, ... (none when a reference model is imported: the
+    config check refuses attacks.shadow_pairs there)."""
+    if RELEASED or IMPORTED:
         return []
     pairs = config["attacks"]["shadow_pairs"]
     return [

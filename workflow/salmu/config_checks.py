@@ -34,6 +34,22 @@ def check_config(config: dict, overlays: Iterable[str | Path], defaults: dict) -
     check_local_paths(config)
     check_distractors(config)
     check_main_budget(config)
+    check_shadows(config)
+
+
+def check_shadows(config: dict) -> None:
+    """Shadow models retrain both references on this run's data: impossible when a reference
+    model comes from outside."""
+    from salmu.artifacts import imported_roles
+
+    imported = imported_roles(config)
+    if config["attacks"]["shadow_pairs"] and (released_mode(config) or imported):
+        raise ValueError(
+            f"config key attacks.shadow_pairs: {config['attacks']['shadow_pairs']} shadow "
+            "pairs need this run to train Clean and Compromised on its own data, but "
+            f"{imported or 'the benchmark'} come(s) from outside (artifacts.*); set it to 0 (the "
+            "association-inference attack then uses its fallback)"
+        )
 
 
 def check_main_budget(config: dict) -> None:

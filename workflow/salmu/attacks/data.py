@@ -22,10 +22,9 @@ from pathlib import Path
 
 from salmu.io import iter_parquet
 from salmu.released_layout import shard_paths
+from salmu.sections.attacks import RELEARN_KINDS
 from salmu.seeding import stream
 from salmu.shards import image_bytes_column, sample_key
-
-RELEARN_KINDS = ("related", "partial", "benign")
 
 
 @dataclass

@@ -5,51 +5,47 @@ unlearning variant U-LiRA: the *in* references are models that trained on the pa
 and shadow Compromised models trained with other seeds), the *out* references models that did
 not (Clean and shadow Cleans). Per pair ``i`` the score ``s`` is the cosine similarity of the
 image with its caption (AssocStr's per-pair term); the in and out scores get a Gaussian each,
-with per-pair means, and
+with per-pair means and one variance per side pooled over the pairs (LiRA's fixed-variance
+variant, the one it advises with few shadow models), and
 
     Λ_i(model) = log N(s_i; μ_in,i, σ_in) − log N(s_i; μ_out,i, σ_out).
 
-The variances are per pair when each side has at least ``PER_PAIR_MIN`` reference models, else
-one per side pooled over pairs (LiRA's fixed-variance variant, for few shadows).
-
 The attack tells an attacked model's Λ over the forget pairs from the same pairs' Λ under an
-independently trained Clean that no fit saw (the last shadow Clean): AUC (0.5: the pairs look as
-if never seen) and the TPR at 1 % FPR (the share of pairs flagged when 1 % of the independent
-Clean's are).
+independently trained Clean: the last shadow pair's Clean, whose pair stays out of the fit (a
+shadow pair's two models share their training seed, and so their initial weights). It reports
+the AUC and the TPR at 1 % FPR. Clean itself is an *out* reference, so its own AUC sits below
+0.5: a model is as forgetful as a never-trained one when its AUC is near Clean's, and a model
+above Compromised's holds its pairs at least as firmly.
 
-With no shadow model (``attacks.shadow_pairs: 0``, the paper tier) the test falls back to
-Compromised as the only in reference and Clean as the only out reference, one variance pooled
-over pairs and both sides, and Clean's own scores as the negatives. Clean then fitted the out
-side, so its Λ sits lower than an independent Clean's would: the fallback AUC overstates how far
-a model is from a never-trained one. It still ranks models, and Compromised's and Clean's own
-values bound it.
+With one model a side (no shadow pair in the fit) one variance serves both sides: half the
+variance over pairs of the in-out difference, as if the two sides were apart by the same amount
+on every pair. With no shadow model at all (``attacks.shadow_pairs: 0``, the paper tier and
+released-artifacts mode) the negatives are Clean's own scores. Then Compromised's AUC is 1 and
+Clean's 0.5 by construction, not by measurement; the other models' values rank how
+member-like their pairs are, between and beyond those two.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PER_PAIR_MIN = 3
 FPR = 0.01
 
 
-def _variance(scores: np.ndarray, means: np.ndarray) -> np.ndarray | float:
-    """Per pair (enough models) or pooled over pairs, never 0."""
-    deviations = (scores - means) ** 2
-    if scores.shape[0] >= PER_PAIR_MIN:
-        return np.maximum(deviations.sum(0) / (scores.shape[0] - 1), 1e-12)
+def _pooled_variance(scores: np.ndarray, means: np.ndarray) -> float:
+    """One variance over every (model, pair) deviation from the pair's mean, never 0."""
     dof = max(1, scores.shape[0] - 1) * scores.shape[1]
-    return max(float(deviations.sum() / dof), 1e-12)
+    return max(float(((scores - means) ** 2).sum() / dof), 1e-12)
 
 
 def fit(in_scores: np.ndarray, out_scores: np.ndarray) -> dict:
     """``in_scores``, ``out_scores``: (models, pairs) arrays of the reference models."""
     mu_in, mu_out = in_scores.mean(0), out_scores.mean(0)
     if in_scores.shape[0] == 1 and out_scores.shape[0] == 1:
-        # Fallback: one model a side; one variance, from how far the sides lie apart per pair.
+        # One model a side: one variance, from how far apart the sides lie pair by pair.
         pooled = max(float(np.var(in_scores[0] - out_scores[0]) / 2), 1e-12)
         return {"mu_in": mu_in, "mu_out": mu_out, "var_in": pooled, "var_out": pooled}
-    var_in, var_out = _variance(in_scores, mu_in), _variance(out_scores, mu_out)
+    var_in, var_out = _pooled_variance(in_scores, mu_in), _pooled_variance(out_scores, mu_out)
     if in_scores.shape[0] == 1:  # one side cannot say how it varies: take the other's spread
         var_in = var_out
     if out_scores.shape[0] == 1:
@@ -77,7 +73,8 @@ def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 
 def tpr_at_fpr(positives: np.ndarray, negatives: np.ndarray, fpr: float = FPR) -> float:
-    """Share of positives above the threshold that flags ``fpr`` of the negatives."""
+    """Share of positives above the threshold that flags at most ``fpr`` of the negatives (with
+    fewer than 1/``fpr`` negatives: above their maximum, a false-positive rate of 0)."""
     threshold = np.quantile(negatives, 1 - fpr, method="higher")
     return float((positives > threshold).mean())
 

@@ -31,12 +31,13 @@ def recovered_plot(
                     r["state"]: r["RetFail_MRR_recovered"]
                     for r in rows.filter(pl.col("attack") == kind).iter_rows(named=True)
                 }
+                drawn = [(i, values[s]) for i, s in enumerate(states) if values.get(s) is not None]
                 ax.barh(
-                    [i + (k - (len(kinds) - 1) / 2) * height for i in range(len(states))],
-                    [values.get(s) or 0.0 for s in states],
+                    [i + (k - (len(kinds) - 1) / 2) * height for i, _ in drawn],
+                    [value for _, value in drawn],
                     height=height,
                     label=kind,
-                )
+                )  # an undefined share (no reference gap) gets no bar
             ax.axvline(max_recovered, color="black", linestyle="--", linewidth=0.8)
             ax.axvline(0, color="grey", linewidth=0.5)
             ax.set_yticks(range(len(states)), [s.removeprefix("unlearned/") for s in states])

@@ -9,8 +9,9 @@ state dict to the same dict after a round trip through the format:
 - ``int8``: every floating weight matrix (2 dimensions or more: linear, attention, patch
   embedding, token embedding, projections) through torch's own per-channel int8 quantize and
   dequantize (``torch.fake_quantize_per_channel_affine``, the op of quantization-aware training;
-  symmetric, one scale per output row, levels -128..127); vectors (biases, norms, the logit
-  scale) stay, as in weight-only int8 deployments.
+  symmetric, one scale per row of the stored matrix, which is the output channel of a linear
+  layer and the input channel of open_clip's ``x @ P`` projections; levels -128..127); vectors
+  (biases, norms, the logit scale) stay, as in weight-only int8 deployments.
 
 The evaluator then scores the round-tripped weights in full precision, so the attack measures
 what the format removed from the weights, not the arithmetic of a low-precision forward pass.
@@ -18,7 +19,7 @@ what the format removed from the weights, not the arithmetic of a low-precision 
 
 from __future__ import annotations
 
-KINDS = ("fp16", "bf16", "int8")
+from salmu.sections.attacks import PRECISION_KINDS as KINDS
 
 
 def round_trip(state: dict, kind: str) -> dict:
@@ -45,6 +46,6 @@ def int8_round_trip(weight):
 
     rows = weight.detach().reshape(weight.shape[0], -1).to(torch.float32)
     scales = (rows.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
-    zero_points = torch.zeros(rows.shape[0], dtype=torch.int32)
+    zero_points = torch.zeros(rows.shape[0], dtype=torch.int32, device=rows.device)
     levels = torch.fake_quantize_per_channel_affine(rows, scales, zero_points, 0, -128, 127)
     return levels.reshape(weight.shape).to(weight.dtype)

@@ -71,6 +71,7 @@ def attack_model(args: argparse.Namespace) -> dict:
     from salmu.attacks.probe import ForgetProbe
     from salmu.attacks.relearn import relearn
     from salmu.clip_model import load_clip, resolve_device
+    from salmu.evaluate.run import decode_workers
     from salmu.unlearn.data import decode_pool
 
     settings = AttacksSettings.from_args(args)
@@ -87,7 +88,7 @@ def attack_model(args: argparse.Namespace) -> dict:
     preprocess = eval_transform(model)
     start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     probe = ForgetProbe(args.benchmark, scoring.distractors, scoring.seed, scoring.tie_tol)
-    workers = scoring.workers or max(1, scoring.threads)
+    workers = decode_workers(scoring)
     pool = decode_pool(workers)
 
     def score():
@@ -119,7 +120,7 @@ def attack_model(args: argparse.Namespace) -> dict:
                 args.benchmark,
                 probe.file_names,
                 args.retain_shards,
-                settings.benign_samples,
+                settings.benign_samples or settings.steps * settings.batch_size,
                 settings.partial_fraction,
                 settings.seed,
             )

@@ -38,6 +38,8 @@ class AttacksSettings(Settings):
         0.1, "share of the forget pairs the partial attacker trains on (seeded)"
     )
     benign_samples: int | None = setting(
-        None, "retain samples the benign attacker draws from (null: all)"
+        None,
+        "retain samples the benign attacker draws from, whole shards in a seeded order (null: "
+        "steps x batch_size, what it can use once)",
     )
     seed: int = setting(0, "seed of the attackers' data and batches (the same for every model)")
