@@ -97,8 +97,9 @@ TRAINED_PATTERN = "|".join(r for r in REFERENCE_ROLES if r not in IMPORTED) or "
 # the same data and schedule, another training seed. Only a run that trains its references has
 # them.
 SHADOW_PATTERN = r"shadow[0-9]+/(?:clean|compromised)"
+UNLEARNED_PATTERN = r"unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+"
 if not IMPORTED:
-    TRAINED_PATTERN += "|" + SHADOW_PATTERN
+    TRAINED_PATTERN = f"{TRAINED_PATTERN}|{SHADOW_PATTERN}"
 
 
 def role(base):
@@ -178,13 +179,12 @@ BENCHMARK_JSONS = list(METADATA_JSONS)
 
 wildcard_constraints:
     run=r"[A-Za-z0-9_.-]+",
-    base="clean|compromised|" + SHADOW_PATTERN,
+    base=f"clean|compromised|{SHADOW_PATTERN}",
     method=r"[A-Za-z0-9_]+",
     budget=r"[0-9.]+",
     seed=r"[0-9]+",
     source="retain|sensitive|forget",
-    state=r"clean|compromised|unlearned/[A-Za-z0-9_]+/x[0-9.]+/seed[0-9]+|"
-    + SHADOW_PATTERN,
+    state=f"clean|compromised|{UNLEARNED_PATTERN}|{SHADOW_PATTERN}",
     name=r"[A-Za-z0-9_.-]+",
     part="resolved|data",
     job_part=r"[0-9]{3}-of-[0-9]{3}",
