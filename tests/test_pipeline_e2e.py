@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from salmu import seeds
+from salmu.attacks import table as attack_table
 from salmu.io import read_json
 from salmu.plan import estimated_sizes, load_config
 from salmu.unlearn.registry import builtin_methods
@@ -641,6 +642,19 @@ def test_shadow_models_feed_the_association_inference_attack(tiny_run):
     assert set(table["inference_references"]) == {"1 shadow pair(s)"}
     assert not any(s.startswith("shadow") for s in auc)  # references, not attacked models
     assert auc["compromised"] > 0.9 and auc["compromised"] > auc["clean"]
+    # Clean and Compromised recover 0 by construction. The shadow pair, attacked the same way
+    # but never unlearned, is an independent check: a Compromised-like model has nothing to
+    # recover, and a Clean-like one nothing to be given back.
+    states = ["clean", "compromised", "shadow1/clean", "shadow1/compromised"]
+    results, _ = attack_table.load([RESULTS / "attacks" / s / "attacks.json" for s in states])
+    shares = attack_table.build(results, SETTINGS["report"]["diagnosis"]["min_reference_gap"])
+    shadow = shares.filter(pl.col("state").str.starts_with("shadow1/"))
+    print(shadow.select("state", "attack", "RetFail_MRR_recovered"))
+    assert shadow.height == 2 * len(
+        [*SETTINGS["attacks"]["relearn"], *SETTINGS["attacks"]["precision"]]
+    )
+    threshold = SETTINGS["report"]["diagnosis"]["max_recovered"]
+    assert shadow["RetFail_MRR_recovered"].max() < threshold / 2
     assert (
         "Association inference (ours; references: 1 shadow pair(s))"
         in (RESULTS / "attacks.md").read_text()
