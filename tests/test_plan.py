@@ -24,7 +24,7 @@ THROUGHPUT = {
     "encode": {"samples_per_s": 4000.0},
     "faces": {"images_per_s": 2.0},
 }
-JOBS = {"personas": 1, "faces": 32, "train": 2, "unlearn": 66, "evaluate": 68}
+JOBS = {"personas": 1, "faces": 32, "train": 2, "unlearn": 66, "evaluate": 68, "attack": 13}
 
 
 def paper_rows(throughput):
@@ -63,6 +63,23 @@ def test_unlearning_and_evaluation_hours_follow_budgets_and_benchmark_size():
     assert rows["personas"].device_hours is None and rows["personas"].device == "cpu"
 
 
+def test_attack_hours_count_every_scoring_and_every_relearning_step():
+    config, sizes, rows = paper_rows(THROUGHPUT)
+    attacks = config["attacks"]
+    scorings = 1 + len(attacks["relearn"]) + len(attacks["precision"])
+    encoded = scorings * sizes.forget
+    trained = len(attacks["relearn"]) * attacks["steps"] * attacks["batch_size"]
+    assert rows["attack"].device == "gpu"
+    assert rows["attack"].device_hours == pytest.approx(
+        13 * (encoded / 4000.0 + trained / 1000.0) / 3600
+    )
+    # Without the relearning attacks, only the scorings are left.
+    config["attacks"]["relearn"] = []
+    (fewer,) = build_plan(config, {"attack": 13}, sizes, THROUGHPUT)
+    precision_only = (1 + len(attacks["precision"])) * sizes.forget
+    assert fewer.device_hours == pytest.approx(13 * precision_only / 4000.0 / 3600)
+
+
 def test_commonpool_size_comes_from_the_config_or_the_uid_list(tmp_path):
     config = load_config(ROOT, [PAPER])
     assert retain_pairs(config) == 400_000_000
@@ -98,6 +115,9 @@ def test_cli_plans_the_paper_tier_from_the_dry_run(tmp_path):
     fan_out = len(paper["methods"]) * len(paper["budgets"]) * len(paper["seeds"])
     assert rules["unlearn"]["jobs"] == fan_out and rules["evaluate"]["jobs"] == fan_out + 2
     assert rules["train"]["devices_per_job"] == 128
+    # Clean, Compromised and each method's model at the main budget, for attacks.seeds ([0]).
+    assert rules["attack"]["jobs"] == len(paper["methods"]) + 2
+    assert rules["attack"]["device"] == "gpu" and rules["attack"]["device_hours"] > 0
     assert payload["sizes"]["source"] == "config" and payload["sizes"]["sensitive"] == 100_000
     assert payload["totals"]["gpu"] == pytest.approx(
         sum(r["device_hours"] or 0 for r in rules.values() if r["device"] == "gpu")

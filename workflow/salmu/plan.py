@@ -12,6 +12,8 @@ times the work of each job:
 - unlearn: budget steps x (forget batch + retain batch) / train samples/s (a step of a method is a
   training step; a frozen reference model's forward passes are not counted);
 - evaluate: images + captions of the benchmark and GenKnow / encode samples/s;
+- attack: the forget pairs scored before and after each attack / encode samples/s, plus each
+  relearning attack's steps x batch / train samples/s;
 - commonpool: pairs per download job / ``retain.commonpool.expected_images_per_s`` (an assumed
   rate per node: downloads cannot be measured offline).
 
@@ -273,6 +275,26 @@ def evaluate_plan(config: dict, sizes: DataSizes, jobs: int, throughput: dict | 
     )
 
 
+def attack_plan(config: dict, sizes: DataSizes, jobs: int, throughput: dict | None) -> RulePlan:
+    """An attacked model is scored on the forget pairs before and after each attack, and
+    fine-tuned for each relearning attack. (The distractor captions are few and, as in
+    evaluate, not counted.)"""
+    attacks = config["attacks"]
+    passes = 1 + len(attacks["relearn"]) + len(attacks["precision"])
+    encoded = passes * sizes.forget
+    trained = len(attacks["relearn"]) * attacks["steps"] * attacks["batch_size"]
+    encode_hours = hours(jobs * encoded, rate(throughput, "encode", "samples_per_s"))
+    train_hours = hours(jobs * trained, rate(throughput, "train", "samples_per_s"))
+    return RulePlan(
+        "attack",
+        jobs,
+        device_kind(config["evaluate"]["device"]),
+        f"{passes} scorings of {sizes.forget:,} forget pairs + {trained:,} relearning samples "
+        "per model",
+        None if encode_hours is None or train_hours is None else encode_hours + train_hours,
+    )
+
+
 def faces_plan(config: dict, jobs: int, throughput: dict | None) -> RulePlan:
     """Each of the ``faces.jobs`` jobs of a run renders about 1/faces.jobs of the images."""
     faces = config["faces"]
@@ -320,6 +342,7 @@ def build_plan(config: dict, jobs: dict[str, int], sizes: DataSizes, throughput:
         "train": lambda n: train_plan(config, sizes, n, throughput),
         "unlearn": lambda n: unlearn_plan(config, sizes, n, throughput),
         "evaluate": lambda n: evaluate_plan(config, sizes, n, throughput),
+        "attack": lambda n: attack_plan(config, sizes, n, throughput),
     }
     rows = []
     for rule, count in jobs.items():
