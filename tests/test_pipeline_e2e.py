@@ -739,6 +739,9 @@ def test_release_round_trip_through_a_hub_cache(tiny_run, tmp_path, monkeypatch)
         "unlearned/neg_grad/x1/seed0",
     ]
     assert all(table["diagnosis"])
+    # The attacks run on the released models too, with the fallback inference (no shadows).
+    assert table["max_recovered"].null_count() == 0
+    assert set(table["inference_references"]) == {"fallback (no shadow)"}
     assert "- compromised: not the released weights" in (out / "benchmark.md").read_text()
     versus = (out / "vs_paper.md").read_text()
     assert "compromised: not the released weights" in versus and "| compromised |" in versus
