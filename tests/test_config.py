@@ -165,6 +165,20 @@ def test_sensitive_upsampling_reaches_only_the_compromised_training(tmp_path):
     assert "--upsampling 1 4" in compromised and "--upsampling" not in clean
 
 
+def test_without_the_benign_attacker_the_attacks_do_not_wait_for_retain_data(tmp_path):
+    def attack_commands(overlay):
+        commands = overlay_commands(tmp_path, overlay)
+        return [c for c in commands if "salmu attack " in c]
+
+    default = attack_commands({})
+    assert default and all(
+        "--retain-shards results/pytest-dag-only/shards/retain" in c for c in default
+    )
+    related_only = attack_commands({"attacks": {"relearn": ["related", "partial"]}})
+    assert len(related_only) == len(default)
+    assert not any("--retain-shards" in c for c in related_only)
+
+
 def rule_resources(stdout: str, rule: str) -> dict[str, str]:
     """The 'resources:' line of the first job of ``rule`` in a dry-run printout."""
     lines = stdout.splitlines()
@@ -219,6 +233,8 @@ def test_commonpool_backend_feeds_both_trainings_the_leak_audit_and_unlearning(t
     trainings = [c for c in commands if "salmu train" in c]
     assert len(trainings) == 2 and all(pool in c for c in trainings)
     assert pool in command("salmu leakcheck") and pool in command("salmu unlearn")
+    # The benign attacker fine-tunes on the same retain data.
+    assert pool in command("salmu attack ").split("--retain-shards", 1)[1]
     # The synthetic scenes no longer go into the retain shards (retain_synth still does).
     retain_shards = command("--out-dir results/pytest-dag-only/shards/retain")
     assert "data/retain.parquet" not in retain_shards and "retain_synth" in retain_shards

@@ -4,7 +4,7 @@ rule attack:
         checkpoint="results/{run}/models/{state}/checkpoint.pt",
         splits=[split_parquet(s) for s in SPLIT_NAMES],
         metadata=expand("results/{{run}}/benchmark/{name}", name=BENCHMARK_JSONS),
-        retain=retain_shard_dirs,
+        retain=attack_retain_shards,
         model_config=model_config,
     output:
         "results/{run}/attacks/{state}/attacks.json",
@@ -27,12 +27,13 @@ rule attack:
             "attacks", "evaluate", exclude=ATTACK_UNUSED_EVALUATE_KEYS
         ),
         model_dir=lambda wildcards, input: Path(input.model_config).parent,
+        retain=attack_retain_flag,
     shell:
         recorded(
             "attack",
             "salmu attack --benchmark {params.benchmark_dir} --model-dir {params.model_dir}"
             " --checkpoint {input.checkpoint} --state {wildcards.state}"
-            " --retain-shards {input.retain:q} --out {output} {params.settings}"
+            " {params.retain} --out {output} {params.settings}"
             " --threads {threads} > {log} 2>&1",
         )
 

@@ -273,6 +273,17 @@ def retain_shard_dirs(wildcards):
     return [f"results/{wildcards.run}/shards/{s}" for s in sources]
 
 
+def attack_retain_shards(wildcards):
+    """The benign attacker's retain data; none when it is not among attacks.relearn."""
+    return (
+        retain_shard_dirs(wildcards) if "benign" in config["attacks"]["relearn"] else []
+    )
+
+
+def attack_retain_flag(wildcards, input):
+    return f"--retain-shards {shlex.join(input.retain)}" if input.retain else ""
+
+
 def training_allocation(train):
     """Scheduler resources of a training job. One GPU or none: a plain job. More: one SLURM task
     per GPU over train.nodes nodes (``mpi``: the rule's shell runs once and its launcher is srun,
