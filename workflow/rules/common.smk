@@ -466,18 +466,16 @@ def attacked_states():
     return ["clean", "compromised", *unlearned]
 
 
+def attack_json_paths(run, states):
+    return [f"results/{run}/attacks/{state}/attacks.json" for state in states]
+
+
 def attack_jsons(wildcards):
-    return [
-        f"results/{wildcards.run}/attacks/{state}/attacks.json"
-        for state in attacked_states()
-    ]
+    return attack_json_paths(wildcards.run, attacked_states())
 
 
 def shadow_attack_jsons(wildcards):
-    return [
-        f"results/{wildcards.run}/attacks/{state}/attacks.json"
-        for state in shadow_states()
-    ]
+    return attack_json_paths(wildcards.run, shadow_states())
 
 
 def attack_table_input(wildcards):

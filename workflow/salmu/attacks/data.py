@@ -75,8 +75,7 @@ def attacker_data(
     if kind == "benign":
         from salmu.unlearn.data import read_samples
 
-        limit = retain_samples
-        return AttackData(kind, read_samples(list(retain_shards), limit, seed))
+        return AttackData(kind, read_samples(list(retain_shards), retain_samples, seed))
     raise ValueError(f"unknown relearning attack {kind!r}: expected one of {list(RELEARN_KINDS)}")
 
 

@@ -124,7 +124,8 @@ def attack_model(args: argparse.Namespace) -> dict:
                 settings.partial_fraction,
                 settings.seed,
             )
-            held_out = {n: v for n, v in measured.items() if n not in set(found.trained_on)}
+            trained_on = set(found.trained_on)
+            held_out = {n: v for n, v in measured.items() if n not in trained_on}
             audit = attack_data.check_disjoint(found, held_out)
             torch.manual_seed(derive_seed(settings.seed, "attacks", kind) % 2**63)
             losses = relearn(

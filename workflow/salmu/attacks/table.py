@@ -75,11 +75,13 @@ def state_order(state: str) -> tuple:
 def build(results: dict[str, dict], min_gap: float) -> pl.DataFrame:
     clean, compromised = results["clean"], results["compromised"]
     attacks = sorted(set.intersection(*(set(r["attacks"]) for r in results.values())))
+    # The rows each attack is measured on are the same for every model.
+    measured = {attack: measured_rows(results, attack) for attack in attacks}
     records = []
     for state in sorted(results, key=state_order):
         result = results[state]
         for attack in attacks:
-            rows = measured_rows(results, attack)
+            rows = measured[attack]
             record = {
                 "state": state,
                 "attack": attack,
